@@ -1,0 +1,32 @@
+# The two commands a new user types are `make test` and `make book`; each creates .venv first
+# when it is missing. Override TORCH for a CUDA build, e.g. `make setup TORCH="torch==2.13.0 --index-url ..."`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+TORCH  ?= torch==2.13.0
+SCALE  ?= cpu
+BIN     = $(VENV)/bin
+
+.PHONY: setup test book bench clean
+setup: $(VENV)/.installed
+
+# Re-install when the dependency list changes. torch first, pinned, so the package's
+# loose `torch>=` requirement is already satisfied and pip never pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[book,dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest
+
+book: setup
+	$(BIN)/tardiff book --scale $(SCALE)
+
+bench: setup
+	$(BIN)/tardiff bench --json
+
+clean:
+	rm -rf _build book/experiments book/teaching
