@@ -1,0 +1,48 @@
+"""Evaluation: utility, fidelity, privacy and fairness metrics (protocols come later).
+
+Every function takes plain numpy arrays (labels and probabilities, or sequences of shape
+(N, T, F)) and returns floats, dicts or pandas objects, so the protocols and the
+experiment runner can call them without any adapter.
+"""
+
+from tardiff.evaluation.fairness import age_bands, subgroup_metrics, worst_group_gap
+from tardiff.evaluation.fidelity import (
+    autocorrelation_difference,
+    discriminative_score,
+    embed_2d,
+    marginal_wasserstein,
+    predictive_score,
+)
+from tardiff.evaluation.privacy import (
+    distance_to_closest_record,
+    membership_inference_auroc,
+    nn_adversarial_accuracy,
+)
+from tardiff.evaluation.utility import (
+    METRICS,
+    bootstrap_ci,
+    choose_threshold,
+    paired_test,
+    summarise_over_seeds,
+    utility_metrics,
+)
+
+__all__ = [
+    "METRICS",
+    "age_bands",
+    "autocorrelation_difference",
+    "bootstrap_ci",
+    "choose_threshold",
+    "discriminative_score",
+    "distance_to_closest_record",
+    "embed_2d",
+    "marginal_wasserstein",
+    "membership_inference_auroc",
+    "nn_adversarial_accuracy",
+    "paired_test",
+    "predictive_score",
+    "subgroup_metrics",
+    "summarise_over_seeds",
+    "utility_metrics",
+    "worst_group_gap",
+]
