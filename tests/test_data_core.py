@@ -95,6 +95,10 @@ def test_cohort_cache_round_trip(tmp_path):
     np.testing.assert_array_equal(back.X, c.X)
     np.testing.assert_array_equal(back.bayes_posterior, c.bayes_posterior)
     assert back.static["sex"].tolist() == c.static["sex"].tolist()
+    c.static.loc[0, "sex"] = None
+    save_cohort(tmp_path / "c2.npz", c)
+    sex = load_cohort_file(tmp_path / "c2.npz").static["sex"]
+    assert pd.isna(sex[0]) and sex[1] == "F"  # a missing value stays missing, not the string "None"
     assert back.features == c.features and back.task == "mortality"
 
 

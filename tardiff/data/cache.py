@@ -20,7 +20,7 @@ import pandas as pd
 
 from tardiff.data.cohort import Cohort
 
-CACHE_FORMAT = 1  # bump when the cached layout changes, so stale caches are not read
+CACHE_FORMAT = 2  # bump when the cached layout changes, so stale caches are not read
 
 
 @contextlib.contextmanager
@@ -99,7 +99,11 @@ def save_cohort(path: str | os.PathLike, cohort: Cohort) -> None:
         arrays["bayes_posterior"] = cohort.bayes_posterior
     for i, col in enumerate(cohort.static.columns):
         values = cohort.static[col].to_numpy()
-        arrays[f"static_{i}"] = values.astype(str) if values.dtype == object else values
+        if values.dtype == object:  # strings with gaps: store "" plus a mask, so None survives the round trip
+            missing = pd.isna(values)
+            arrays[f"static_{i}_na"] = missing
+            values = np.where(missing, "", values).astype(str)
+        arrays[f"static_{i}"] = values
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -115,7 +119,7 @@ def load_cohort_file(path: str | os.PathLike) -> Cohort | None:
             meta = json.loads(str(z["meta"]))
             if meta.get("format") != CACHE_FORMAT:
                 return None
-            static = pd.DataFrame({col: z[f"static_{i}"] for i, col in enumerate(meta["static_columns"])})
+            static = pd.DataFrame({col: _static_column(z, i) for i, col in enumerate(meta["static_columns"])})
             return Cohort(
                 X=z["X"], mask=z["mask"], y=z["y"], stay_ids=z["stay_ids"], static=static,
                 features=meta["features"], units=meta["units"], dataset=meta["dataset"], task=meta["task"],
@@ -124,3 +128,11 @@ def load_cohort_file(path: str | os.PathLike) -> Cohort | None:
             )
     except (OSError, ValueError, KeyError):
         return None  # a damaged cache entry is rebuilt, never trusted
+
+
+def _static_column(z, i: int) -> np.ndarray:
+    values = z[f"static_{i}"]
+    if f"static_{i}_na" in z.files:
+        values = np.where(z[f"static_{i}_na"], None, values.astype(object))
+    return values
+

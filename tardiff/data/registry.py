@@ -143,11 +143,26 @@ def load_cohort(
     where = resolve_data_dir(name, data_dir) if spec.needs_data else None
     if not cache:
         return module.load(where, task, **options)
-    sources = module.find_source_files(where) if spec.needs_data else []
-    key = hash_key(name, task, sorted(options.items()), file_fingerprint(sources))
+    sources = _present_or_fetched(module, where, options) if spec.needs_data else []
+    # Options that change how the data is fetched or shown, not what it is, stay out of the key.
+    key_options = sorted((k, v) for k, v in options.items() if k not in ("progress", "download"))
+    key = hash_key(name, task, key_options, file_fingerprint(sources))
     path = Path(cache_dir or default_cache_dir()) / f"{name}-{task}-{key}.npz"
     cohort = load_cohort_file(path)
     if cohort is None:
         cohort = module.load(where, task, **options)
         save_cohort(path, cohort)
     return cohort
+
+
+def _present_or_fetched(module, where: Path, options: dict) -> list[Path]:
+    """The source files, downloaded first where the dataset is open and downloading is allowed."""
+    try:
+        return module.find_source_files(where)
+    except DataError:
+        if not hasattr(module, "fetch") or not options.get("download", True):
+            raise
+    fetch_options = {k: options[k] for k in ("sets", "progress") if k in options}
+    module.fetch(where, **fetch_options)
+    return module.find_source_files(where)
+

@@ -1,0 +1,104 @@
+"""Resumable, atomic file downloads for open datasets.
+
+:func:`download_file` streams a URL into ``<dest>.part`` and renames it onto ``dest`` only
+when the whole file has arrived, so ``dest`` either is complete or does not exist. An
+interrupted download leaves the ``.part`` file behind; the next call resumes it with an HTTP
+``Range`` request (and starts over when the server does not honour ranges).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from tardiff.errors import DataError
+
+CHUNK_BYTES = 1 << 16
+USER_AGENT = "tardiff-downloader/0.1 (+https://physionet.org)"
+
+
+def download_file(url: str, dest: str | os.PathLike, *, progress: bool = True, timeout: float = 60) -> Path:
+    """Download ``url`` to ``dest``, resuming a partial ``dest.part`` where one exists.
+
+    Parameters
+    ----------
+    url : str
+        An ``http://`` or ``https://`` address.
+    dest : path
+        Where the complete file ends up; its folder is created when missing.
+    progress : bool
+        Show a tqdm progress bar.
+    timeout : float
+        Seconds to wait for the server before giving up (per connection and per read).
+
+    Returns
+    -------
+    Path
+        ``dest``.
+
+    Raises
+    ------
+    DataError
+        When the download fails; the message names the URL and says to retry (the partial
+        file is kept and resumed) or to pass ``--data-dir`` to a folder holding the files.
+
+    Examples
+    --------
+    >>> download_file("https://physionet.org/files/challenge-2012/1.0.0/Outcomes-a.txt",
+    ...               "data/physionet2012/Outcomes-a.txt")  # doctest: +SKIP
+    PosixPath('data/physionet2012/Outcomes-a.txt')
+    """
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _fetch(url, part, progress=progress, timeout=timeout, desc=dest.name)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        # HTTPError is a URLError; timeouts are OSError; a cut connection is an HTTPException
+        reason = getattr(exc, "reason", None) or exc
+        raise DataError(
+            f"could not download {url} ({reason}); retry later (the partial file {part.name} is resumed) "
+            "or pass --data-dir to a folder that already holds the files"
+        ) from None
+    os.replace(part, dest)
+    return dest
+
+
+def _fetch(url: str, part: Path, *, progress: bool, timeout: float, desc: str) -> None:
+    """Stream ``url`` into ``part``, appending to what it already holds when the server allows."""
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # asked past the end: the .part is stale or complete; start over
+            part.unlink()
+            return _fetch(url, part, progress=progress, timeout=timeout, desc=desc)
+        raise
+    with response:
+        resumed = have > 0 and response.status == 206
+        if not resumed:
+            have = 0  # the server sent the whole file: overwrite the partial one
+        length = response.headers.get("Content-Length")
+        expected = have + int(length) if length is not None else None
+        written = have
+        with open(part, "ab" if resumed else "wb") as fh, tqdm(
+            total=expected, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=desc, disable=not progress, leave=False,
+        ) as bar:
+            while True:
+                chunk = response.read(CHUNK_BYTES)
+                if not chunk:
+                    break
+                fh.write(chunk)
+                written += len(chunk)
+                bar.update(len(chunk))
+    if expected is not None and written != expected:
+        raise OSError(f"connection closed after {written} of {expected} bytes")

@@ -1,0 +1,402 @@
+"""PhysioNet/Computing in Cardiology Challenge 2012, read from the files as published.
+
+Source: https://physionet.org/content/challenge-2012/1.0.0/ (ODC-By 1.0; cite Silva et al.,
+Comput Cardiol 2012;39:245-248). Each set (``set-a.tar.gz``, ``set-b.tar.gz``,
+``set-c.tar.gz``) holds one ``RecordID.txt`` per ICU stay in long format
+``Time,Parameter,Value`` with times ``HH:MM`` from 00:00 to 48:00; ``Outcomes-<set>.txt``
+holds RecordID, SAPS-I, SOFA, Length_of_stay, Survival and In-hospital_death.
+
+The cohort
+----------
+- Grid: 48 hourly steps. A value at minute ``m`` falls into bin ``floor(m / 60)``; the
+  end point 48:00 goes into the last bin (47). Several values of one parameter in one bin
+  are averaged (the mean; for ``Urine`` that is the mean of the outputs charted in the hour).
+- Features (:data:`FEATURES`, with :data:`UNITS`): the 36 time-only parameters plus
+  ``Weight``, in the order of the challenge's parameter list.
+- Static covariates (``Cohort.static``): ``age`` (years), ``sex`` ("F"/"M"; Gender 0 is
+  female, 1 male), ``height`` (cm), ``icu_type`` (1 coronary care, 2 cardiac surgery
+  recovery, 3 medical, 4 surgical), ``weight`` (kg) from the time-00:00 descriptors, and
+  ``set``. -1 in a descriptor means unknown and becomes NaN / None.
+- The first ``Weight`` line at 00:00 is the admission descriptor (static ``weight``); every
+  other ``Weight`` line is a measurement on the grid.
+- Tasks: ``mortality`` (In-hospital_death) and ``los3`` (Length_of_stay > 3 days; this is
+  the length of the hospital stay counted from ICU admission, so most stays are positive).
+  Records whose Length_of_stay is -1 (unknown; 105 of the kept records of sets A and B)
+  are dropped from ``los3`` and counted in ``info["dropped_unknown_label"]``; 94.6% of
+  the rest stayed longer than 3 days.
+- Records with no time-series value (only descriptors; 3 in set A, 7 in set B) are
+  dropped and counted in ``info["dropped_no_timeseries"]``. Sets A+B give 7,990 stays with
+  1,122 in-hospital deaths (14.0%).
+
+Known quirks, handled as follows (values so removed are counted in ``info``):
+
+- A value <= 0 is a placeholder, not a measurement, for every parameter except ``Urine``
+  (0 mL output is real), so it is treated as missing (e.g. HR 0, DiasABP 0, Weight -1).
+- ``Temp`` below 25 degC (e.g. -17.8, 2.3: mis-entries) is missing.
+- ``pH`` above 14 was charted without its decimal point (735 for 7.35): it is divided by
+  100 when that lands in 6.5-8.0 and is missing otherwise.
+- ``Weight`` outside 25-300 kg and ``Height`` outside 100-250 cm (inches entered as cm,
+  digits dropped) are missing.
+
+Parsing streams the archives with :mod:`tarfile` and parses with plain Python and numpy
+(about 5 s of CPU time for sets A and B).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tarfile
+import zlib
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from tardiff.data.cohort import Cohort
+from tardiff.data.download import download_file
+from tardiff.errors import DataError, ParameterError
+
+TASKS = ("mortality", "los3")
+DEFAULT_TASK = "mortality"
+BASE_URL = "https://physionet.org/files/challenge-2012/1.0.0/"
+ALL_SETS = ("a", "b", "c")
+DEFAULT_SETS = ("a", "b")
+N_HOURS = 48
+
+#: Time-series parameters in the order of the challenge's list, with their units.
+PARAMETERS: dict[str, str] = {
+    "Albumin": "g/dL", "ALP": "IU/L", "ALT": "IU/L", "AST": "IU/L", "Bilirubin": "mg/dL",
+    "BUN": "mg/dL", "Cholesterol": "mg/dL", "Creatinine": "mg/dL", "DiasABP": "mmHg",
+    "FiO2": "fraction (0-1)", "GCS": "points (3-15)", "Glucose": "mg/dL", "HCO3": "mmol/L",
+    "HCT": "%", "HR": "bpm", "K": "mEq/L", "Lactate": "mmol/L", "Mg": "mmol/L", "MAP": "mmHg",
+    "MechVent": "0/1", "Na": "mEq/L", "NIDiasABP": "mmHg", "NIMAP": "mmHg", "NISysABP": "mmHg",
+    "PaCO2": "mmHg", "PaO2": "mmHg", "pH": "pH units", "Platelets": "cells/nL",
+    "RespRate": "breaths/min", "SaO2": "%", "SysABP": "mmHg", "Temp": "degC",
+    "TroponinI": "ug/L", "TroponinT": "ug/L", "Urine": "mL", "WBC": "cells/nL", "Weight": "kg",
+}
+FEATURES: list[str] = list(PARAMETERS)
+UNITS: list[str] = list(PARAMETERS.values())
+DESCRIPTORS = ("RecordID", "Age", "Gender", "Height", "ICUType")  # plus the first Weight at 00:00
+
+_FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
+_HEADER = "Time,Parameter,Value"
+
+
+def source_files(data_dir: Path, sets: Iterable[str] = DEFAULT_SETS) -> list[Path]:
+    """The archive and outcome file of each set, present or not (no checks)."""
+    data_dir = Path(data_dir)
+    out = []
+    for s in sets:
+        out += [data_dir / f"set-{s}.tar.gz", data_dir / f"Outcomes-{s}.txt"]
+    return out
+
+
+def find_source_files(data_dir: Path) -> list[Path]:
+    """The files of every complete set (archive and outcomes) in ``data_dir``.
+
+    Never downloads. Raises :class:`DataError` when no set is complete.
+
+    Examples
+    --------
+    >>> find_source_files(Path("data/physionet2012"))  # doctest: +SKIP
+    [PosixPath('data/physionet2012/set-a.tar.gz'), PosixPath('data/physionet2012/Outcomes-a.txt'), ...]
+    """
+    data_dir = Path(data_dir)
+    found = []
+    for s in ALL_SETS:
+        files = source_files(data_dir, [s])
+        if all(p.is_file() for p in files):
+            found += files
+    if not found:
+        raise DataError(
+            f"no PhysioNet 2012 data in {data_dir}: expected set-a.tar.gz and Outcomes-a.txt (and the same for "
+            "sets b, c); run `tardiff data physionet2012` to download them or pass --data-dir to the folder holding them"
+        )
+    return found
+
+
+def fetch(data_dir: Path, sets: Iterable[str] = DEFAULT_SETS, *, progress: bool = True) -> list[Path]:
+    """Download the missing files of ``sets`` from PhysioNet into ``data_dir``.
+
+    Examples
+    --------
+    >>> fetch(Path("data/physionet2012"), sets=("a",))  # doctest: +SKIP
+    [PosixPath('data/physionet2012/set-a.tar.gz'), PosixPath('data/physionet2012/Outcomes-a.txt')]
+    """
+    paths = source_files(data_dir, _check_sets(sets))
+    for path in paths:
+        if not path.is_file():
+            download_file(BASE_URL + path.name, path, progress=progress)
+    return paths
+
+
+def load(
+    data_dir: Path | None, task: str = DEFAULT_TASK, *, sets: Iterable[str] | str = DEFAULT_SETS,
+    download: bool = True, progress: bool = True,
+) -> Cohort:
+    """Parse the requested sets into a 48-hour cohort for ``task``.
+
+    Parameters
+    ----------
+    data_dir : path or None
+        Folder with ``set-<s>.tar.gz`` and ``Outcomes-<s>.txt``; None means ``data/physionet2012``.
+    task : {"mortality", "los3"}
+    sets : iterable of "a", "b", "c" (or a string such as "ab")
+        The sets to use, in this order.
+    download : bool
+        Fetch missing files from PhysioNet first (resumable); else raise if they are absent.
+    progress : bool
+        Show progress bars.
+
+    Examples
+    --------
+    >>> load(Path("../shared/data/physionet2012"), "mortality", sets="a", download=False).shape  # doctest: +SKIP
+    (3997, 48, 37)
+    """
+    if task not in TASKS:
+        raise ParameterError(f"physionet2012 has no task {task!r}; its tasks are: {', '.join(TASKS)}")
+    sets = _check_sets(sets)
+    data_dir = Path("data/physionet2012") if data_dir is None else Path(data_dir)
+    missing = [p for p in source_files(data_dir, sets) if not p.is_file()]
+    if missing and download:
+        fetch(data_dir, sets, progress=progress)
+    elif missing:
+        raise DataError(
+            f"{missing[0]} is missing; pass download=True (or run `tardiff data physionet2012`) to fetch it, "
+            "or pass --data-dir to the folder holding the files"
+        )
+
+    info: dict = {"sets": list(sets), "step_minutes": 60, "n_hours": N_HOURS, "bin_aggregate": "mean"}
+    parts = []
+    for s in sets:
+        parts.append(_load_set(data_dir, s, progress=progress, info=info))
+    ids = np.concatenate([p[0] for p in parts])
+    X = np.concatenate([p[1] for p in parts])
+    static = pd.concat([p[2] for p in parts], ignore_index=True)
+    outcomes = pd.concat([p[3] for p in parts], ignore_index=True)
+
+    has_series = ~np.isnan(X).all(axis=(1, 2))
+    info["dropped_no_timeseries"] = int((~has_series).sum())
+    if task == "mortality":
+        y = outcomes["In-hospital_death"].to_numpy()
+        known = np.isin(y, (0, 1))
+    else:
+        los = outcomes["Length_of_stay"].to_numpy()
+        known = los >= 0
+        y = (los > 3).astype(np.int64)
+    info["dropped_unknown_label"] = int((has_series & ~known).sum())
+    keep = has_series & known
+    X, ids, y = X[keep], ids[keep], y[keep].astype(np.int64)
+    static = static[keep].reset_index(drop=True)
+    return Cohort(
+        X=X, mask=~np.isnan(X), y=y, features=list(FEATURES), units=list(UNITS), stay_ids=ids, static=static,
+        dataset="physionet2012", task=task, step_minutes=60, info=info,
+    )
+
+
+def _check_sets(sets: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(sets, str):
+        sets = sets.replace(",", " ").split() if ("," in sets or " " in sets) else list(sets)
+    sets = tuple(str(s).strip().lower() for s in sets)
+    bad = [s for s in sets if s not in ALL_SETS]
+    if not sets or bad or len(set(sets)) != len(sets):
+        raise ParameterError(f"sets must be distinct letters among a, b, c (e.g. sets=('a', 'b')), got {sets!r}")
+    return sets
+
+
+def _load_set(data_dir: Path, s: str, *, progress: bool, info: dict):
+    """Parse one set: (record ids, X, static frame, outcomes frame), in RecordID order."""
+    archive = data_dir / f"set-{s}.tar.gz"
+    ids, X, static, counts = _parse_archive(archive, progress=progress)
+    for key, value in counts.items():
+        info[key] = info.get(key, 0) + value
+    outcomes = _read_outcomes(data_dir / f"Outcomes-{s}.txt")
+    missing = ~np.isin(ids, outcomes.index.to_numpy())
+    if missing.any():
+        raise DataError(
+            f"Outcomes-{s}.txt has no outcome for {int(missing.sum())} of the {len(ids)} records in {archive.name} "
+            f"(e.g. RecordID {int(ids[missing][0])}); use the Outcomes file published with set {s}"
+        )
+    static["set"] = s
+    return ids, X, static, outcomes.loc[ids].reset_index()
+
+
+def _read_outcomes(path: Path) -> pd.DataFrame:
+    """Outcomes-<s>.txt as a frame indexed by RecordID."""
+    needed = ("RecordID", "Length_of_stay", "In-hospital_death")
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh))
+        header, body = rows[0], [r for r in rows[1:] if r]
+        cols = [header.index(c) for c in needed]
+        table = np.array([[int(float(r[c])) for c in cols] for r in body], dtype=np.int64).reshape(-1, len(cols))
+    except (IndexError, ValueError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"{path} is not a PhysioNet 2012 outcomes file ({type(exc).__name__}: {exc}); "
+            f"expected a header with {', '.join(needed)}: download it again"
+        ) from None
+    frame = pd.DataFrame(table, columns=list(needed)).set_index("RecordID")
+    if frame.index.duplicated().any():
+        raise DataError(f"{path} lists RecordID {frame.index[frame.index.duplicated()][0]} twice; download it again")
+    return frame
+
+
+def _parse_archive(archive: Path, *, progress: bool):
+    """Stream ``archive`` and bin every record onto the hourly grid."""
+    n_feat = len(FEATURES)
+    ids: list[int] = []
+    statics: list[tuple] = []
+    flat_index: list[int] = []  # (record * 48 + bin) * F + feature
+    values: list[float] = []
+    counts = {"unknown_parameters": 0, "values_after_48h": 0}
+    try:
+        with tarfile.open(archive, "r:gz") as tar, tqdm(
+            desc=archive.name, unit=" records", disable=not progress, leave=False
+        ) as bar:
+            for member in tar:
+                if not (member.isfile() and member.name.endswith(".txt")):
+                    continue
+                text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+                record = len(ids)
+                try:
+                    rid, desc = _parse_record(text, record * N_HOURS * n_feat, flat_index, values, counts)
+                except (ValueError, IndexError, KeyError) as exc:
+                    raise DataError(
+                        f"{archive.name}:{member.name}: malformed record ({exc}); expected lines 'HH:MM,Parameter,Value': "
+                        "download the archive again"
+                    ) from None
+                ids.append(rid)
+                statics.append(desc)
+                bar.update()
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        raise DataError(
+            f"{archive} is truncated or corrupt ({type(exc).__name__}: {exc}); delete it and download it again"
+        ) from None
+    if not ids:
+        raise DataError(f"{archive} holds no record files (RecordID.txt); download it again")
+
+    flat = np.asarray(flat_index, dtype=np.int64)
+    vals = np.asarray(values, dtype=np.float64)
+    vals, removed = clean_values(flat % n_feat, vals)
+    counts.update(removed)
+    ok = ~np.isnan(vals)
+    size = len(ids) * N_HOURS * n_feat
+    sums = np.bincount(flat[ok], weights=vals[ok], minlength=size)
+    nobs = np.bincount(flat[ok], minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        X = (sums / nobs).reshape(len(ids), N_HOURS, n_feat)
+
+    static = pd.DataFrame(statics, columns=["age", "sex", "height", "icu_type", "weight"])
+    static["sex"] = pd.Series([row[1] for row in statics], dtype=object)  # keep None (pandas would make it NaN)
+    static["height"] = static["height"].where(static["height"].between(100, 250))
+    static["weight"] = static["weight"].where(static["weight"].between(25, 300))
+    order = np.argsort(np.asarray(ids), kind="stable")
+    return (np.asarray(ids, dtype=np.int64)[order], X[order].astype(np.float32),
+            static.iloc[order].reset_index(drop=True), counts)
+
+
+def _parse_record(text: str, base: int, flat_index: list, values: list, counts: dict):
+    """Parse one record file; append its grid values; return (RecordID, descriptors).
+
+    The loop is the hot path of the loader (3.5 million lines for sets A and B), so it checks
+    only what it must; on any error :func:`_first_bad_line` re-reads the record to say where.
+    """
+    lines = text.split("\n")
+    if lines[0].strip() != _HEADER:
+        raise ValueError(f"line 1 is not {_HEADER!r}")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    n_feat = len(FEATURES)
+    feature_index = _FEATURE_INDEX
+    weight = feature_index["Weight"]
+    end = N_HOURS * 60
+    desc = {"RecordID": None, "Age": -1.0, "Gender": -1.0, "Height": -1.0, "ICUType": -1.0}
+    desc_weight = None
+    add_index, add_value = flat_index.append, values.append
+    try:
+        for line in lines[1:]:
+            t, name, v = line.split(",")
+            if t[-3] != ":":
+                raise ValueError
+            minute = int(t[:-3]) * 60 + int(t[-2:])
+            value = float(v)
+            f = feature_index.get(name)
+            if f is None:
+                if name in desc:
+                    desc[name] = value
+                else:
+                    counts["unknown_parameters"] += 1
+            elif f == weight and minute == 0 and desc_weight is None:
+                desc_weight = value  # the admission descriptor, not a measurement
+            elif minute < end:
+                add_index(base + (minute // 60) * n_feat + f)
+                add_value(value)
+            elif minute == end:  # 48:00 closes the last hour
+                add_index(base + (N_HOURS - 1) * n_feat + f)
+                add_value(value)
+            else:
+                counts["values_after_48h"] += 1
+    except (ValueError, IndexError):
+        raise ValueError(_first_bad_line(lines)) from None
+    if desc["RecordID"] is None:
+        raise ValueError("no RecordID line")
+    desc["Weight"] = desc_weight
+    gender = desc["Gender"]
+    static = (
+        desc["Age"] if desc["Age"] >= 0 else np.nan,
+        "F" if gender == 0 else "M" if gender == 1 else None,
+        desc["Height"] if desc["Height"] > 0 else np.nan,
+        desc["ICUType"] if desc["ICUType"] > 0 else np.nan,
+        desc["Weight"] if desc["Weight"] is not None and desc["Weight"] > 0 else np.nan,
+    )
+    return int(desc["RecordID"]), static
+
+
+def _first_bad_line(lines: list[str]) -> str:
+    """Describe the first line of a record that is not ``HH:MM,Parameter,number``."""
+    for lineno, line in enumerate(lines[1:], start=2):
+        parts = line.split(",")
+        if len(parts) != 3:
+            return f"line {lineno}: {line[:40]!r} does not have 3 fields"
+        hh, sep, mm = parts[0].partition(":")
+        if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2):
+            return f"line {lineno}: time {parts[0]!r} is not HH:MM"
+        try:
+            float(parts[2])
+        except ValueError:
+            return f"line {lineno}: value {parts[2]!r} is not a number"
+    return "unreadable line"
+
+
+def clean_values(feature: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Apply the documented quirk rules; return cleaned values (NaN = removed) and counts.
+
+    Examples
+    --------
+    >>> f = np.array([FEATURES.index("HR"), FEATURES.index("pH"), FEATURES.index("Urine")])
+    >>> clean_values(f, np.array([0.0, 735.0, 0.0]))[0].tolist()
+    [nan, 7.35, 0.0]
+    """
+    values = values.astype(np.float64, copy=True)
+    idx = _FEATURE_INDEX
+    is_ = {name: feature == idx[name] for name in ("Urine", "Temp", "pH", "Weight")}
+    placeholder = (values <= 0) & ~is_["Urine"]
+    values[placeholder] = np.nan
+    cold = is_["Temp"] & (values < 25)
+    values[cold] = np.nan
+    ph_big = is_["pH"] & (values > 14)
+    rescaled = values[ph_big] / 100.0
+    values[ph_big] = np.where((rescaled >= 6.5) & (rescaled <= 8.0), rescaled, np.nan)
+    heavy = is_["Weight"] & ((values < 25) | (values > 300))
+    values[heavy] = np.nan
+    removed = {
+        "removed_placeholder_values": int(placeholder.sum()),
+        "removed_implausible_temp": int(cold.sum()),
+        "rescaled_ph": int(np.isfinite(values[ph_big]).sum()),
+        "removed_implausible_ph": int(np.isnan(values[ph_big]).sum()),
+        "removed_implausible_weight": int(heavy.sum()),
+    }
+    return values, removed
