@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from tardiff.errors import TardiffError
@@ -44,31 +44,9 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-def data_summary(cohort, seed: int = 0) -> dict:
-    """The JSON summary `tardiff data --json` prints (a DESIGN.md contract)."""
-    from tardiff.data import stratified_split
-
-    split = stratified_split(cohort.y, random_state=seed)
-    return {
-        "dataset": cohort.dataset, "task": cohort.task, "n": int(cohort.shape[0]), "shape": list(cohort.shape),
-        "features": list(cohort.features), "positive_rate": round(cohort.positive_rate, 6),
-        "splits": split.sizes(), "step_minutes": cohort.step_minutes, "info": cohort.info,
-    }
-
-
-def dataset_card(cohort) -> pd.DataFrame:
-    """Per-feature missingness and observed value ranges, in clinical units."""
-    flat = cohort.X.reshape(-1, cohort.shape[2]).astype(np.float64)
-    with np.errstate(all="ignore"):
-        q = np.nanpercentile(flat, [0, 5, 50, 95, 100], axis=0)
-    return pd.DataFrame({
-        "unit": cohort.units, "missing": cohort.missing_rate().to_numpy(),
-        "min": q[0], "p5": q[1], "median": q[2], "p95": q[3], "max": q[4],
-    }, index=pd.Index(cohort.features, name="feature"))
-
-
 def cmd_data(args: argparse.Namespace) -> int:
     from tardiff.data import load_cohort
+    from tardiff.data.card import data_summary, dataset_card
 
     cohort = load_cohort(args.dataset, data_dir=args.data_dir, task=args.task)
     summary = data_summary(cohort)
@@ -87,6 +65,39 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv(kind):
+    def parse(text: str):
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}")
+    return parse
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tardiff.experiment import ExperimentConfig, Experiment
+
+    config = ExperimentConfig(
+        dataset=args.dataset, task=args.task, data_dir=args.data_dir, scale=args.scale, methods=args.methods,
+        seeds=args.seeds, evaluators=args.evaluators, guidance_scale=args.guidance_scale,
+        guidance_set=args.guidance_set, device=args.device, out_dir=args.out or f"runs/{args.dataset}",
+        progress=not args.quiet,
+    )
+    experiment = Experiment(config)
+    experiment.run()
+    summary = pd.read_csv(Path(config.out_dir) / "summary.csv")
+    columns = ["method", "protocol", "alpha", "evaluator", "n", "auprc_mean", "auprc_std", "auroc_mean", "minority_f1_mean"]
+    with pd.option_context("display.width", 160, "display.max_rows", 500, "display.float_format", "{:.3f}".format):
+        print(summary[columns].to_string(index=False))
+    ref = experiment.reference_metrics()
+    line = f"test prevalence (AUPRC of a random ranking): {ref['prevalence']:.3f}"
+    if "bayes" in ref:
+        line += f"; Bayes ceiling AUPRC {ref['bayes']['auprc']:.3f}, AUROC {ref['bayes']['auroc']:.3f}"
+    print(line)
+    print(f"wrote {config.out_dir}/results.json and {config.out_dir}/summary.csv")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tardiff", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -99,6 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--json", action="store_true", help="print the machine-readable summary")
     p.set_defaults(func=cmd_data)
+
+    from tardiff.experiment import EVALUATORS, METHODS
+
+    p = sub.add_parser("run", help="run one dataset's comparison and write results.json and summary.csv")
+    _add_data_args(p)
+    p.add_argument("--scale", choices=("smoke", "cpu", "paper"), default="cpu",
+                   help="smoke: seconds (tests); cpu: minutes on a laptop (default); paper: the papers' sizes, GPU")
+    p.add_argument("--methods", type=_csv(str), default=METHODS, help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--seeds", type=_csv(int), default=None,
+                   help="comma-separated seeds (default: smoke 0; cpu 0,1,2; paper 0-4)")
+    p.add_argument("--evaluators", type=_csv(str), default=("cnn", "gru"),
+                   help=f"downstream classifiers that judge each method, from {','.join(EVALUATORS)}")
+    p.add_argument("--guidance-scale", type=float, default=100.0, help="TarDiff's w (the paper uses 100)")
+    p.add_argument("--guidance-set", choices=("val", "train", "minority"), default="val")
+    p.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
