@@ -1,0 +1,97 @@
+"""Evaluation protocols: which training set each (method, protocol) gives the evaluators.
+
+Every generative method contributes two synthetic sets, generated once per seed from the
+training split only:
+
+- a *pool* of ``N_train`` rows with the real class ratio. TSTR trains on all of it (the
+  TarDiff paper's "train on synthetic, test on real"); TSRTR with ratio ``alpha`` adds its
+  first ``alpha * n_c`` rows of each class ``c`` to the real training set, so the alpha
+  curve is nested and costs one generation;
+- a *balance* set of minority rows that brings the minority class up to the majority
+  count (MCRAGE's use, "rebalance").
+
+The real-only reference (TRTR) and the controls (class-weighted loss, random oversampling)
+need no generator. Every protocol is judged on the same untouched test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PROTOCOLS = ("trtr", "tstr", "tsrtr", "rebalance")
+ALPHAS = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+# Which protocols each method can be judged under.
+METHOD_PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "real": ("trtr",),
+    "real_cw": ("trtr",),
+    "ros": ("rebalance",),
+    "smote": ("tsrtr", "rebalance"),
+    "mcrage": ("tstr", "tsrtr", "rebalance"),
+    "unguided": ("tstr", "tsrtr", "rebalance"),
+    "tardiff": ("tstr", "tsrtr", "rebalance"),
+}
+
+
+@dataclass
+class SyntheticSets:
+    """The synthetic rows one method generated for one seed (standardised space)."""
+
+    pool_X: np.ndarray | None
+    pool_y: np.ndarray | None
+    balance_X: np.ndarray
+    balance_y: np.ndarray
+
+
+@dataclass
+class TrainingSet:
+    """One training set handed to the evaluators."""
+
+    protocol: str
+    alpha: float | None
+    X: np.ndarray
+    y: np.ndarray
+    n_synthetic: int
+
+
+def nested_prefix(X: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``round(alpha * n_c)`` rows of each class ``c`` (pool rows are i.i.d.).
+
+    Examples
+    --------
+    >>> X = np.arange(10, dtype=np.float32)[:, None, None]
+    >>> _, y = nested_prefix(X, np.array([0] * 8 + [1] * 2), 0.5)
+    >>> y.tolist()
+    [0, 0, 0, 0, 1]
+    """
+    keep = []
+    for label in (0, 1):
+        rows = np.flatnonzero(y == label)
+        keep.append(rows[: int(round(alpha * len(rows)))])
+    keep = np.concatenate(keep)
+    return X[keep], y[keep]
+
+
+def training_sets(
+    method: str, X_real: np.ndarray, y_real: np.ndarray, synthetic: SyntheticSets | None,
+    alphas=ALPHAS,
+):
+    """Yield the :class:`TrainingSet` of every protocol ``method`` supports."""
+    for protocol in METHOD_PROTOCOLS[method]:
+        if protocol == "trtr":
+            yield TrainingSet("trtr", None, X_real, y_real, 0)
+        elif protocol == "rebalance":
+            yield TrainingSet(
+                "rebalance", None, np.concatenate([X_real, synthetic.balance_X]),
+                np.concatenate([y_real, synthetic.balance_y]), len(synthetic.balance_y),
+            )
+        elif protocol == "tstr":
+            yield TrainingSet("tstr", None, synthetic.pool_X, synthetic.pool_y, len(synthetic.pool_y))
+        elif protocol == "tsrtr":
+            for alpha in alphas:
+                X_s, y_s = nested_prefix(synthetic.pool_X, synthetic.pool_y, alpha)
+                yield TrainingSet(
+                    "tsrtr", float(alpha), np.concatenate([X_real, X_s]), np.concatenate([y_real, y_s]), len(y_s)
+                )
