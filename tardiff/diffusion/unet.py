@@ -1,0 +1,314 @@
+"""A label-conditional 1-D UNet over time: the denoiser of TarDiff.
+
+The network maps a noisy batch x_t (B, T, F), its timesteps t (B,) and labels y (B,) to
+the predicted noise (B, T, F). Features are channels and convolutions run along time.
+Each level holds residual blocks (GroupNorm, SiLU, convolution; the embedding of t plus
+the embedding of y modulates each block by a scale and a shift), self-attention at the
+lower resolutions, and a stride-2 convolution down to the next level; the decoder mirrors
+it with skip connections. Any sequence length works: the input is zero-padded at the end
+to a multiple of 2 ** (levels - 1) and the output cropped back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tardiff.errors import DataError, ParameterError
+
+
+@dataclass
+class UNetConfig:
+    """Hyperparameters of :class:`UNet1D`.
+
+    Attributes
+    ----------
+    base_channels : int
+        Channels of the first level; level i has ``base_channels * channel_mults[i]``.
+    channel_mults : tuple of int
+        One multiplier per resolution level; each level after the first halves the length.
+    n_res_blocks : int
+        Residual blocks per level in the encoder (the decoder has one more per level).
+    attention_levels : tuple of int
+        Indices of the levels with self-attention (the lower resolutions); the middle
+        block always has attention.
+    attention_heads : int
+        Heads of every attention block (must divide the channels where attention is used).
+    dropout : float
+        Dropout inside the residual blocks.
+    num_classes : int
+        Number of labels; index ``num_classes`` is the null (unconditional) label.
+    norm_groups : int
+        Upper bound on GroupNorm groups; the largest divisor of the channel count not above
+        it is used, so small configurations stay valid.
+    embed_mult : int
+        The time/label embedding has ``embed_mult * base_channels`` dimensions.
+
+    Examples
+    --------
+    >>> UNetConfig.paper().channel_mults
+    (1, 2, 4, 4)
+    >>> UNetConfig(channel_mults=[1, 2], attention_levels=[1]).channel_mults  # lists (e.g. from JSON) become tuples
+    (1, 2)
+    """
+
+    base_channels: int = 64
+    channel_mults: tuple[int, ...] = (1, 2, 4, 4)
+    n_res_blocks: int = 2
+    attention_levels: tuple[int, ...] = (2, 3)
+    attention_heads: int = 4
+    dropout: float = 0.0
+    num_classes: int = 2
+    norm_groups: int = 32
+    embed_mult: int = 4
+
+    def __post_init__(self):
+        self.channel_mults = tuple(int(m) for m in self.channel_mults)
+        self.attention_levels = tuple(int(a) for a in self.attention_levels)
+        if self.base_channels < 1:
+            raise ParameterError(f"base_channels must be positive, got {self.base_channels}")
+        if not self.channel_mults or min(self.channel_mults) < 1:
+            raise ParameterError(f"channel_mults must be a non-empty tuple of positive ints, got {self.channel_mults}")
+        if self.n_res_blocks < 1:
+            raise ParameterError(f"n_res_blocks must be >= 1, got {self.n_res_blocks}")
+        bad = [a for a in self.attention_levels if not 0 <= a < len(self.channel_mults)]
+        if bad:
+            raise ParameterError(f"attention_levels {bad} do not exist; levels are 0..{len(self.channel_mults) - 1}")
+        if self.attention_heads < 1:
+            raise ParameterError(f"attention_heads must be >= 1, got {self.attention_heads}")
+        for level in (*self.attention_levels, len(self.channel_mults) - 1):
+            ch = self.base_channels * self.channel_mults[level]
+            if ch % self.attention_heads:
+                raise ParameterError(f"attention_heads={self.attention_heads} does not divide the {ch} channels "
+                                     f"of level {level}; choose a divisor")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ParameterError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.num_classes < 1:
+            raise ParameterError(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.norm_groups < 1 or self.embed_mult < 1:
+            raise ParameterError("norm_groups and embed_mult must be positive")
+
+    @classmethod
+    def paper(cls) -> "UNetConfig":
+        """TarDiff's backbone: 64 channels, multipliers 1, 2, 4, 4, two residual blocks per
+        level, attention at the two lowest resolutions."""
+        return cls()
+
+    @classmethod
+    def cpu(cls) -> "UNetConfig":
+        """A small UNet that trains in minutes on a 2-core CPU (24 x 7 data, a few thousand samples)."""
+        return cls(base_channels=32, channel_mults=(1, 2, 2), n_res_blocks=1, attention_levels=(2,),
+                   attention_heads=4, norm_groups=8)
+
+    @classmethod
+    def smoke(cls) -> "UNetConfig":
+        """A tiny UNet for tests and smoke runs (seconds)."""
+        return cls(base_channels=8, channel_mults=(1, 2), n_res_blocks=1, attention_levels=(1,),
+                   attention_heads=2, norm_groups=4, embed_mult=2)
+
+
+def _groups(channels: int, max_groups: int) -> int:
+    """The largest divisor of ``channels`` that is at most ``max_groups``."""
+    return max(g for g in range(1, min(channels, max_groups) + 1) if channels % g == 0)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding (B, dim) of integer timesteps (B,), as in the Transformer and DDPM.
+
+    Examples
+    --------
+    >>> timestep_embedding(torch.tensor([0, 5]), 6).shape
+    torch.Size([2, 6])
+    """
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None, :]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    if dim % 2:
+        emb = F.pad(emb, (0, 1))
+    return emb
+
+
+def _zero(module: nn.Module) -> nn.Module:
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, the embedding applied as scale and shift after the second norm."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, max_groups: int):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(in_ch, max_groups), in_ch)
+        self.conv1 = nn.Conv1d(in_ch, out_ch, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, 2 * out_ch)
+        self.norm2 = nn.GroupNorm(_groups(out_ch, max_groups), out_ch)
+        self.drop = nn.Dropout(dropout)
+        self.conv2 = _zero(nn.Conv1d(out_ch, out_ch, 3, padding=1))  # the block starts as the identity
+        self.skip = nn.Identity() if in_ch == out_ch else nn.Conv1d(in_ch, out_ch, 1)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.emb(F.silu(emb))[:, :, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.drop(F.silu(h)))
+        return self.skip(x) + h
+
+
+class AttentionBlock(nn.Module):
+    """Multi-head self-attention over time positions, with a residual connection."""
+
+    def __init__(self, channels: int, heads: int, max_groups: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(_groups(channels, max_groups), channels)
+        self.qkv = nn.Conv1d(channels, 3 * channels, 1)
+        self.proj = _zero(nn.Conv1d(channels, channels, 1))
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
+        b, c, length = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, length).transpose(-1, -2).unbind(1)
+        h = F.scaled_dot_product_attention(q, k, v)  # (b, heads, length, c // heads)
+        return x + self.proj(h.transpose(-1, -2).reshape(b, c, length))
+
+
+class UNet1D(nn.Module):
+    """Label-conditional 1-D UNet denoiser ``forward(x (B,T,F), t (B,), y (B,)) -> eps (B,T,F)``.
+
+    Parameters
+    ----------
+    config : UNetConfig
+        Architecture hyperparameters.
+    n_features : int
+        F, the number of features (input and output channels).
+    seed : int or None
+        Seeds the initial weights (drawn inside ``torch.random.fork_rng``, so the caller's
+        global RNG is left untouched); ``None`` (default) draws them from the global RNG,
+        as every torch layer does.
+
+    Examples
+    --------
+    >>> net = UNet1D(UNetConfig.smoke(), n_features=7)
+    >>> x = torch.zeros(2, 24, 7)
+    >>> net(x, torch.tensor([0, 10]), torch.tensor([0, 1])).shape
+    torch.Size([2, 24, 7])
+    >>> net.null_label  # the label index meaning "unconditional"
+    2
+    """
+
+    def __init__(self, config: UNetConfig, n_features: int, *, seed: int | None = None):
+        super().__init__()
+        if n_features < 1:
+            raise ParameterError(f"n_features must be positive, got {n_features}")
+        if seed is None:
+            self._build(config, n_features)
+        else:
+            # torch.nn layers initialise from the global RNG and take no generator.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed))
+                self._build(config, n_features)
+
+    def _build(self, config: UNetConfig, n_features: int) -> None:
+        self.config = config
+        self.n_features = int(n_features)
+        c = config
+        base, groups = c.base_channels, c.norm_groups
+        emb_dim = c.embed_mult * base
+        self.time_embed = nn.Sequential(nn.Linear(base, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label_embed = nn.Embedding(c.num_classes + 1, emb_dim)  # last index: the null label
+        self.input_conv = nn.Conv1d(self.n_features, base, 3, padding=1)
+
+        self.down = nn.ModuleList()
+        skip_channels = [base]
+        ch = base
+        n_levels = len(c.channel_mults)
+        for level, mult in enumerate(c.channel_mults):
+            out = base * mult
+            for _ in range(c.n_res_blocks):
+                layers = [ResBlock(ch, out, emb_dim, c.dropout, groups)]
+                if level in c.attention_levels:
+                    layers.append(AttentionBlock(out, c.attention_heads, groups))
+                self.down.append(nn.ModuleList(layers))
+                ch = out
+                skip_channels.append(ch)
+            if level < n_levels - 1:
+                self.down.append(nn.ModuleList([nn.Conv1d(ch, ch, 3, stride=2, padding=1)]))
+                skip_channels.append(ch)
+
+        self.middle = nn.ModuleList([ResBlock(ch, ch, emb_dim, c.dropout, groups),
+                                     AttentionBlock(ch, c.attention_heads, groups),
+                                     ResBlock(ch, ch, emb_dim, c.dropout, groups)])
+
+        self.up = nn.ModuleList()
+        for level in reversed(range(n_levels)):
+            out = base * c.channel_mults[level]
+            for i in range(c.n_res_blocks + 1):
+                layers = [ResBlock(ch + skip_channels.pop(), out, emb_dim, c.dropout, groups)]
+                ch = out
+                if level in c.attention_levels:
+                    layers.append(AttentionBlock(ch, c.attention_heads, groups))
+                if level > 0 and i == c.n_res_blocks:
+                    layers.append(_Upsample(ch))
+                self.up.append(nn.ModuleList(layers))
+
+        self.out = nn.Sequential(nn.GroupNorm(_groups(ch, groups), ch), nn.SiLU(),
+                                 _zero(nn.Conv1d(ch, self.n_features, 3, padding=1)))
+        self._multiple = 2 ** (n_levels - 1)
+
+    @property
+    def null_label(self) -> int:
+        """The label index meaning "no label" (classifier-free guidance)."""
+        return self.config.num_classes
+
+    @property
+    def init_kwargs(self) -> dict:
+        """Constructor arguments besides ``config`` (used to rebuild the model from a checkpoint)."""
+        return {"n_features": self.n_features}
+
+    @staticmethod
+    def _run(layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        for layer in layers:
+            h = layer(h, emb) if isinstance(layer, (ResBlock, AttentionBlock)) else layer(h)
+        return h
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict the noise in ``x`` (B, T, F) at timesteps ``t`` (B,) for labels ``y`` (B,).
+
+        ``y=None`` uses the null label for every sample.
+        """
+        if x.dim() != 3 or x.shape[-1] != self.n_features:
+            raise DataError(f"UNet1D expects input (batch, time, {self.n_features}), got {tuple(x.shape)}")
+        batch, length, _ = x.shape
+        t = torch.as_tensor(t, device=x.device).reshape(-1).expand(batch)
+        if y is None:
+            y = torch.full((batch,), self.null_label, dtype=torch.long, device=x.device)
+        y = torch.as_tensor(y, dtype=torch.long, device=x.device).reshape(-1).expand(batch)
+        emb = self.time_embed(timestep_embedding(t, self.config.base_channels)) + self.label_embed(y)
+
+        padded = -(-length // self._multiple) * self._multiple
+        h = F.pad(x.transpose(1, 2), (0, padded - length))
+        h = self.input_conv(h)
+        skips = [h]
+        for layers in self.down:
+            h = self._run(layers, h, emb)
+            skips.append(h)
+        h = self._run(self.middle, h, emb)
+        for layers in self.up:
+            h = self._run(layers, torch.cat([h, skips.pop()], dim=1), emb)
+        return self.out(h)[:, :, :length].transpose(1, 2)
+
+
+class _Upsample(nn.Module):
+    """Nearest-neighbour doubling of the length, then a convolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest"))
