@@ -29,4 +29,4 @@ bench: setup
 	$(BIN)/tardiff bench --json
 
 clean:
-	rm -rf _build book/experiments book/teaching
+	rm -rf _build book/experiments book/teaching book/results_table.md book/figures/results_overview.png

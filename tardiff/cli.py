@@ -98,6 +98,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_book(args: argparse.Namespace) -> int:
+    from tardiff.book import build_book
+
+    html = build_book(scale=args.scale, data_dir=args.data_dir, only=args.only, strict=args.strict,
+                      progress=not args.quiet, warnings_as_errors=args.warnings_as_errors)
+    print(f"book built: open {html / 'book' / 'intro.html'}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from tardiff.benchmark import run_speed_benchmark, write_result
+
+    device = args.device if args.device != "auto" else ("cuda" if _cuda_available() else "cpu")
+    config = args.config or ("paper" if device == "cuda" else "cpu")
+    result = run_speed_benchmark(config, device=device, repeats=args.repeats)
+    path = write_result(result, args.out)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{config} config on {device}: train step {result['train_step_ms']:.1f} ms; sampling "
+              f"{result['unguided_s_per_sample'] * 1e3:.2f} ms/sample unguided, "
+              f"{result['guided_s_per_sample'] * 1e3:.2f} ms/sample guided "
+              f"(x{result['guided_over_unguided']:.2f}); G over {result['n_guidance']} stays "
+              f"{result['guidance_vector_s']:.2f} s")
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tardiff", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -128,6 +162,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("book", help="execute the notebooks with papermill and build the book into _build/html")
+    p.add_argument("--scale", choices=("smoke", "cpu", "paper"), default="cpu")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with one sub-folder per dataset (default $TARDIFF_DATA_DIR, else data/)")
+    p.add_argument("--only", type=_csv(str), default=None, help="comma-separated runs to (re-)execute; others are kept")
+    p.add_argument("--strict", action="store_true", help="fail when a source notebook is missing")
+    p.add_argument("-W", "--warnings-as-errors", action="store_true", help="fail on any Sphinx warning")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_book)
+
+    p = sub.add_parser("bench", help="time training, unguided vs guided sampling and G; write JSON")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--config", choices=("smoke", "cpu", "paper"), default=None,
+                   help="model sizes (default: paper on a GPU, cpu otherwise)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default="benchmarks/results", help="folder for the JSON result")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

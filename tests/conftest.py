@@ -1,8 +1,16 @@
 """Shared fixtures: where the real open ICU data lies (../shared/data beside the repo)."""
 
+import os
 from pathlib import Path
 
-import pytest
+# The suite's models are tiny: one thread each is faster than two competing OpenMP threads,
+# and notebooks executed by the tests inherit the setting through the environment.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -1,0 +1,113 @@
+"""The speed benchmark behind ``tardiff bench``: training step, sampling with and without guidance, G.
+
+It measures, on this machine and at one configuration (``cpu`` by default, ``paper`` on a
+GPU), the median of repeated timings of
+
+- one denoiser training step (ms);
+- unguided and TarDiff-guided DDIM sampling, same steps and batch (seconds per sample),
+  and their ratio (the issue's target: guided costs at most 1.5x unguided);
+- computing the guidance vector G over a guidance set of ``n_guidance`` stays (s).
+
+Models are untrained (timing does not depend on the weights). Results are written as JSON
+to ``benchmarks/results/speed-<config>-<device>.json``.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import tardiff
+from tardiff.data.cache import write_json
+
+
+def _median_time(fn, repeats: int, device: str) -> float:
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: int = 24, n_features: int = 7,
+                        batch_size: int = 64, ddim_steps: int = 20, guidance_scale: float = 100.0,
+                        n_guidance: int = 1000, repeats: int = 3, seed: int = 0) -> dict:
+    """Time training, unguided and guided sampling, and G at ``config`` ("smoke", "cpu" or "paper").
+
+    Examples
+    --------
+    >>> result = run_speed_benchmark("smoke", repeats=1, batch_size=8, n_guidance=32)  # doctest: +SKIP
+    >>> result["guided_over_unguided"] > 0                                                # doctest: +SKIP
+    True
+    """
+    from tardiff.classifiers import ClassifierConfig, build_network
+    from tardiff.diffusion import GaussianDiffusion, UNet1D, UNetConfig, beta_schedule
+    from tardiff.guidance import InfluenceGuidance, guidance_vector
+
+    gen = torch.Generator().manual_seed(seed)
+    unet_cfg = getattr(UNetConfig, config)()
+    model = UNet1D(unet_cfg, n_features=n_features, seed=seed).to(device)
+    process = GaussianDiffusion(beta_schedule("sqrt_linear", 200)).to(device)
+    clf_cfg = getattr(ClassifierConfig, config)("gru")
+    torch.manual_seed(seed)
+    classifier = build_network(clf_cfg, n_features).to(device).eval()
+
+    x0 = torch.randn(batch_size, n_steps, n_features, generator=gen).to(device)
+    y = (torch.arange(batch_size) % 2).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def train_step():
+        optimiser.zero_grad()
+        loss = process.training_loss(model, x0, y, generator=gen)
+        loss.backward()
+        optimiser.step()
+
+    train_step()  # warm-up
+    train_ms = 1000 * _median_time(train_step, repeats, device)
+    model.eval()
+
+    Xg = np.random.default_rng(seed).normal(size=(n_guidance, n_steps, n_features)).astype(np.float32)
+    yg = (np.arange(n_guidance) % 2).astype(np.int64)
+    g_seconds = _median_time(lambda: guidance_vector(classifier, Xg, yg, device=device), repeats, device)
+    G = guidance_vector(classifier, Xg, yg, device=device)
+    cond_fn = InfluenceGuidance(classifier, G, guidance_scale)
+
+    def sample(guided: bool):
+        g = torch.Generator().manual_seed(seed)
+        process.sample(model, (batch_size, n_steps, n_features), y, method="ddim", n_steps=ddim_steps, eta=1.0,
+                       cond_fn=cond_fn if guided else None, generator=g, device=device)
+
+    sample(True)  # warm-up
+    unguided = _median_time(lambda: sample(False), repeats, device) / batch_size
+    guided = _median_time(lambda: sample(True), repeats, device) / batch_size
+    return {
+        "benchmark": "speed", "config": config, "device": device,
+        "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine(),
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "tardiff": tardiff.__version__,
+        "shape": [batch_size, n_steps, n_features], "ddim_steps": ddim_steps, "repeats": repeats,
+        "unet_parameters": sum(p.numel() for p in model.parameters()),
+        "classifier_parameters": sum(p.numel() for p in classifier.parameters()),
+        "unet_config": asdict(unet_cfg), "train_step_ms": train_ms,
+        "unguided_s_per_sample": unguided, "guided_s_per_sample": guided,
+        "guided_over_unguided": guided / unguided, "target_guided_over_unguided": 1.5,
+        "guidance_vector_s": g_seconds, "n_guidance": n_guidance,
+        "paper_reference": {"guided_s_per_sample_A100": 0.0259, "guidance_vector_s_mimic": 27.5},
+    }
+
+
+def write_result(result: dict, folder: str | Path = "benchmarks/results") -> Path:
+    """Write ``result`` atomically as ``speed-<config>-<device>.json`` under ``folder``."""
+    path = Path(folder) / f"speed-{result['config']}-{result['device']}.json"
+    write_json(path, result)
+    return path
