@@ -311,3 +311,15 @@ def test_age_bands():
     assert list(age_bands([30, 70], edges=(50,))) == ["<50", "50+"]
     with pytest.raises(ParameterError):
         age_bands([30], edges=(60, 40))
+
+
+def test_fast_bootstrap_metrics_equal_scikit_learn():
+    from tardiff.evaluation.utility import _fast_auprc, _fast_auroc
+
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        y = (rng.random(60) < 0.2).astype(int)
+        y[:2] = [0, 1]
+        p = np.round(rng.random(60), 1 if trial % 2 else 6)  # with and without ties
+        assert abs(_fast_auroc(y, p) - roc_auc_score(y, p)) < 1e-12
+        assert abs(_fast_auprc(y, p) - average_precision_score(y, p)) < 1e-12

@@ -69,6 +69,31 @@ def _auroc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, p))
 
 
+# The bootstrap evaluates a metric thousands of times per run; scikit-learn's input checks
+# cost more than the metric itself there. These two give the same numbers (ties included;
+# a test compares them with scikit-learn) on already-validated arrays.
+def _fast_auroc(y: np.ndarray, p: np.ndarray) -> float:
+    """AUROC as the Mann-Whitney U statistic on mid-ranks (ties count one half)."""
+    ranks = stats.rankdata(p)
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _fast_auprc(y: np.ndarray, p: np.ndarray) -> float:
+    """Average precision, sum over distinct thresholds of (R_k - R_{k-1}) P_k, as scikit-learn."""
+    order = np.argsort(-p, kind="mergesort")
+    p_sorted, y_sorted = p[order], y[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(p_sorted)), len(p_sorted) - 1]
+    tps = np.cumsum(y_sorted)[last_of_tie]
+    precision = tps / (last_of_tie + 1)
+    recall = tps / tps[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+_BOOTSTRAP_FAST = {"auroc": _fast_auroc, "auprc": _fast_auprc}
+
+
 def _brier(y: np.ndarray, p: np.ndarray) -> float:
     return float(brier_score_loss(y, p))
 
@@ -215,7 +240,8 @@ def bootstrap_ci(
         raise ParameterError(f"n_boot must be at least 10, got {n_boot}")
     if not (0.0 < float(alpha) < 1.0):
         raise ParameterError(f"alpha must lie in (0, 1), got {alpha}")
-    fn = _resolve_metric(metric_fn)
+    fn = _BOOTSTRAP_FAST.get(metric_fn) if isinstance(metric_fn, str) else None
+    fn = fn or _resolve_metric(metric_fn)
     y, p = _check_binary(y_true, p_pos, need_both=False)
     rng = np.random.default_rng(random_state)
     strata = [np.flatnonzero(y == c) for c in (0, 1)]
