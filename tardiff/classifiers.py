@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tardiff.errors import DataError, ParameterError
 

@@ -27,7 +27,7 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 import tardiff
 from tardiff.data import PreparedCohort, load_cohort, prepare

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tardiff.data.cohort import Cohort
 from tardiff.data.mimic3 import find_table, read_table, require_columns

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tardiff.data.cohort import Cohort
 from tardiff.errors import DataError, ParameterError

@@ -53,7 +53,7 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tardiff.data.cohort import Cohort
 from tardiff.data.download import download_file

@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Literal, NamedTuple, Sequence, get_args
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tardiff.errors import ParameterError
 

@@ -20,7 +20,7 @@ import torch
 from scipy.stats import wasserstein_distance
 from threadpoolctl import threadpool_limits
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from tardiff.errors import DataError, ParameterError
 
