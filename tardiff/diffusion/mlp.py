@@ -1,0 +1,128 @@
+"""MCRAGE's MLP denoiser for flat (standardised, flattened) vectors.
+
+The conditional DDPM of MCRAGE (Behal et al., arXiv 2310.18430) predicts the noise of a
+flat record with a small MLP: the input is projected to a hidden width; the timestep
+``t / T`` and the one-hot class each pass through a 2-layer MLP; the class embedding
+multiplies and the time embedding adds to the hidden features; a skip connection carries
+the input projection to the output; the output layer is linear. The public code ends with
+a GELU on the noise prediction, which cannot go below about -0.17 although Gaussian noise
+must; this module leaves that defect out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from tardiff.errors import ParameterError
+
+Scale = Literal["smoke", "cpu", "paper"]
+Activation = Literal["silu", "gelu"]
+_ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU}
+
+
+@dataclass
+class MLPConfig:
+    """Hyperparameters of :class:`MLPDenoiser`.
+
+    Parameters
+    ----------
+    hidden : int
+        Hidden width.
+    n_layers : int
+        Hidden layers after the conditioning (each Linear + activation).
+    num_classes : int
+        Number of real classes; the label index ``num_classes`` is the null
+        (unconditional) class used for classifier-free guidance.
+    n_steps : int
+        Diffusion steps T; the network sees the timestep as ``t / T``.
+    activation : {"silu", "gelu"}
+        Hidden activation. SiLU (the default) and GELU are near-identical smooth ReLUs;
+        PyTorch's exact-GELU CPU kernel is very slow on small batches under multithreading
+        (about 10 ms per 64 x 32 call measured on 2 busy cores, 0.005 ms for SiLU).
+    """
+
+    hidden: int = 256
+    n_layers: int = 2
+    num_classes: int = 2
+    n_steps: int = 200
+    activation: Activation = "silu"
+
+    def __post_init__(self):
+        for name in ("hidden", "n_layers", "num_classes", "n_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "n_layers" else 1):
+                raise ParameterError(f"MLPConfig.{name} must be a positive int, got {value!r}")
+        if self.activation not in _ACTIVATIONS:
+            raise ParameterError(f"MLPConfig.activation must be one of {list(_ACTIVATIONS)}, got {self.activation!r}")
+
+    @classmethod
+    def preset(cls, scale: Scale, **overrides) -> "MLPConfig":
+        """The project's sizes per data scale (our choice; MCRAGE reports none for time series).
+
+        Examples
+        --------
+        >>> MLPConfig.preset("smoke").hidden
+        32
+        """
+        sizes = {"smoke": dict(hidden=32, n_layers=1), "cpu": dict(hidden=256, n_layers=2),
+                 "paper": dict(hidden=512, n_layers=3)}
+        if scale not in sizes:
+            raise ParameterError(f"scale must be one of {list(sizes)}, got {scale!r}")
+        return cls(**{**sizes[scale], **overrides})
+
+
+def _two_layer(d_in: int, hidden: int, activation: str) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, hidden), _ACTIVATIONS[activation](), nn.Linear(hidden, hidden))
+
+
+class MLPDenoiser(nn.Module):
+    """Epsilon-prediction MLP ``forward(x (B, D), t (B,) long, y (B,) long) -> (B, D)``.
+
+    Parameters
+    ----------
+    config : MLPConfig
+    n_dim : int
+        Length D of the flat input vectors (T * F for a flattened time series).
+
+    Examples
+    --------
+    >>> net = MLPDenoiser(MLPConfig(hidden=16), n_dim=6)
+    >>> net(torch.zeros(3, 6), torch.tensor([0, 5, 199]), torch.tensor([0, 1, 2])).shape
+    torch.Size([3, 6])
+    """
+
+    def __init__(self, config: MLPConfig, n_dim: int):
+        super().__init__()
+        if isinstance(n_dim, bool) or not isinstance(n_dim, int) or n_dim < 1:
+            raise ParameterError(f"n_dim must be a positive int, got {n_dim!r}")
+        self.config = config
+        self.n_dim = n_dim
+        h = config.hidden
+        self.null_label = config.num_classes
+        self.in_proj = nn.Linear(n_dim, h)
+        self.time_mlp = _two_layer(1, h, config.activation)
+        self.class_mlp = _two_layer(config.num_classes + 1, h, config.activation)
+        self.layers = nn.ModuleList(nn.Linear(h, h) for _ in range(config.n_layers))
+        self.act = _ACTIVATIONS[config.activation]()
+        self.out = nn.Linear(h, n_dim)  # linear: the noise prediction must reach any real value
+
+    @property
+    def init_kwargs(self) -> dict:
+        """Constructor arguments besides ``config`` (to rebuild the model from a checkpoint)."""
+        return {"n_dim": self.n_dim}
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Predict the noise in ``x`` at steps ``t`` for labels ``y`` (``num_classes`` = null)."""
+        if x.ndim != 2 or x.shape[1] != self.n_dim:
+            raise ValueError(f"MLPDenoiser expects x of shape (B, {self.n_dim}), got {tuple(x.shape)}")
+        t_in = (t.to(x.dtype) / self.config.n_steps).reshape(-1, 1)
+        onehot = nn.functional.one_hot(y.long(), self.config.num_classes + 1).to(x.dtype)
+        skip = self.in_proj(x)
+        h = self.act(skip * self.class_mlp(onehot) + self.time_mlp(t_in))
+        for layer in self.layers:
+            h = self.act(layer(h))
+        return self.out(h + skip)
