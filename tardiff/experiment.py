@@ -246,8 +246,7 @@ class Experiment:
         scale = self.config.scale
         unet_cfg, train_cfg = getattr(UNetConfig, scale)(), getattr(TrainConfig, scale)()
         path = self.cache / f"denoiser-{hash_key(self.data_key, asdict(unet_cfg), asdict(train_cfg), seed)}.pt"
-        torch.manual_seed(seed)  # network initialisation; training itself draws from its own generator
-        model = UNet1D(unet_cfg, n_features=self.prepared.X_train.shape[2])
+        model = UNet1D(unet_cfg, n_features=self.prepared.X_train.shape[2], seed=seed)
         process = GaussianDiffusion(beta_schedule("sqrt_linear", 200))
         start = time.perf_counter()
         result = train_diffusion(

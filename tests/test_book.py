@@ -1,0 +1,388 @@
+"""The book's configuration, table of contents, CI workflow, and builder (no Sphinx run here)."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+
+from tardiff import book
+from tardiff.data import DATASETS
+from tardiff.errors import DataError, ParameterError, TardiffError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+# ------------------------------------------------------------------ configuration and toc
+
+
+def test_config_never_executes_and_excludes_non_pages():
+    config = _yaml(REPO / "_config.yml")
+    assert config["execute"]["execute_notebooks"] == "off"
+    assert config["sphinx"]["config"]["nb_execution_mode"] == "off"
+    assert config["only_build_toc_files"] is True
+    excluded = set(config["exclude_patterns"])
+    for pattern in (".venv", "data", "tests", "notebooks", "benchmarks", "**.ipynb_checkpoints", "README.md",
+                    "**.failed.ipynb"):
+        assert pattern in excluded, pattern
+    assert "tardiff.book" in config["sphinx"]["extra_extensions"]
+    assert all((REPO / bib).is_file() for bib in config["bibtex_bibfiles"])
+    launch = config["launch_buttons"]
+    assert launch["binderhub_url"] == "https://mybinder.org"
+    assert launch["colab_url"] == "https://colab.research.google.com"
+    assert config["html"]["use_repository_button"] is True
+    assert not (REPO / "_static").exists()  # the stylesheet lives in book/assets
+    for folder in config["sphinx"]["config"]["html_static_path"]:
+        for css in config["sphinx"]["config"]["html_css_files"]:
+            assert (REPO / folder / css).is_file()
+
+
+def _toc_files(node) -> list[str]:
+    files = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("root", "file"):
+                files.append(value)
+            else:
+                files += _toc_files(value)
+    elif isinstance(node, list):
+        for item in node:
+            files += _toc_files(item)
+    return files
+
+
+def test_every_toc_entry_exists_or_is_generated():
+    files = _toc_files(_yaml(REPO / "_toc.yml"))
+    assert files[0] == "book/intro"
+    assert len(files) == len(set(files)), "a page is listed twice"
+    generated = {run.page for run in book.NOTEBOOK_RUNS}
+    assert generated <= set(files), f"runs missing from the toc: {generated - set(files)}"
+    for entry in files:
+        assert not entry.endswith((".md", ".ipynb")), f"{entry}: toc entries omit the suffix"
+        if entry not in generated:
+            assert (REPO / f"{entry}.md").is_file(), f"{entry}.md is missing"
+
+
+def test_every_citation_is_in_the_bibliography():
+    keys = set(re.findall(r"^@\w+\{([^,]+),", (REPO / "book" / "references.bib").read_text(), flags=re.M))
+    assert {"deng2025tardiff", "behal2023mcrage", "chawla2002smote", "ho2020ddpm", "song2021ddim"} <= keys
+    cited = set()
+    for page in (REPO / "book").glob("*.md"):
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", page.read_text()):
+            cited |= {k.strip() for k in group.split(",")}
+    assert cited, "no page cites anything"
+    assert cited <= keys, f"cited but not in references.bib: {cited - keys}"
+
+
+def test_notebook_runs_are_consistent():
+    names = [r.name for r in book.NOTEBOOK_RUNS]
+    assert len(names) == len(set(names))
+    for run in book.NOTEBOOK_RUNS:
+        assert run.output.startswith(("book/experiments/", "book/teaching/")) and run.output.endswith(".ipynb")
+        if run.kind == "experiment":
+            assert run.source == book.EXPERIMENT_NOTEBOOK
+            assert run.dataset in DATASETS and run.parameters["dataset"] == run.dataset
+            assert run.parameters["task"] in DATASETS[run.dataset].tasks
+            assert set(run.demo_subdirs) <= set(run.data_subdirs)
+        # papermill parameters must be plain Python values
+        assert all(isinstance(v, (str, int, float, bool, type(None))) for v in run.parameters.values())
+    assert {r.name for r in book.NOTEBOOK_RUNS if r.kind == "teaching"} == {
+        "tutorial_01_diffusion", "tutorial_02_influence", "tutorial_03_guidance"}
+    with pytest.raises(ParameterError, match="unknown book notebook"):
+        book.get_run("nope")
+    with pytest.raises(ParameterError):
+        book.NotebookRun("x", "X", "notebooks/x.ipynb", "book/x.md", "teaching")
+
+
+def test_pages_workflow_builds_uploads_and_deploys():
+    wf = _yaml(REPO / ".github" / "workflows" / "book.yml")
+    triggers = wf.get("on", wf.get(True))  # PyYAML reads the key `on` as True
+    assert triggers["push"]["branches"] == ["main"]
+    build_steps = wf["jobs"]["build"]["steps"]
+    uses = [s.get("uses", "") for s in build_steps]
+    assert any(u.startswith("actions/checkout@") for u in uses)
+    setup = next(s for s in build_steps if s.get("uses", "").startswith("actions/setup-python@"))
+    assert str(setup["with"]["python-version"]) == "3.11"
+    assert any(s.get("run", "").strip() == "make book" for s in build_steps)
+    upload = next(s for s in build_steps if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "_build/html"
+    deploy = wf["jobs"]["deploy"]
+    assert deploy["needs"] == "build"
+    assert deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert "refs/heads/main" in deploy["if"] and "push" in deploy["if"]
+    assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
+    assert deploy["environment"]["name"] == "github-pages"
+
+
+# ------------------------------------------------------------------ building (Sphinx stubbed out)
+
+
+def _fake_root(tmp_path: Path, with_experiment_notebook: bool = True) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy(REPO / "_config.yml", root / "_config.yml")
+    if with_experiment_notebook:
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        (root / "notebooks").mkdir()
+        nbformat.write(nb, root / book.EXPERIMENT_NOTEBOOK)
+    return root
+
+
+@pytest.fixture
+def no_sphinx(monkeypatch):
+    calls = []
+
+    def fake_build(root=".", warnings_as_errors=False, progress=True):
+        calls.append((Path(root), warnings_as_errors))
+        return Path(root) / "_build" / "html"
+
+    monkeypatch.setattr(book, "run_jupyter_book", fake_build)
+    return calls
+
+
+def test_build_book_writes_a_data_absent_page(tmp_path, no_sphinx, monkeypatch):
+    monkeypatch.delenv("TARDIFF_DATA_DIR", raising=False)
+    root = _fake_root(tmp_path)
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    stale = root / "book" / "experiments" / "physionet2012"
+    stale.mkdir(parents=True)
+    (stale / "summary.csv").write_text("stale")
+    (root / "book" / "experiments" / "physionet2012.ipynb").write_text("{}")  # an old executed page
+
+    html = book.build_book(scale="smoke", data_dir=empty, only=["physionet2012"], progress=False,
+                           warnings_as_errors=True, root=root)
+
+    assert html == root / "_build" / "html" and no_sphinx == [(root, True)]
+    page = root / "book" / "experiments" / "physionet2012.md"
+    text = page.read_text()
+    assert text.startswith("# PhysioNet/CinC Challenge 2012: data not found")
+    assert f"`{empty / 'physionet2012'}`" in text  # where it looked
+    assert DATASETS["physionet2012"].how_to_get in text
+    assert DATASETS["physionet2012"].license in text
+    assert "tardiff book --data-dir /path/to/data --only physionet2012" in text
+    assert "-p dataset physionet2012 -p task mortality -p data_dir /path/to/data/physionet2012" in text
+    assert not (root / "book" / "experiments" / "physionet2012.ipynb").exists()
+    assert not (stale / "summary.csv").exists()  # results must not outlive their page
+    # every other toc page exists as a placeholder, so the toc resolves
+    for run in book.NOTEBOOK_RUNS:
+        if run.name != "physionet2012":
+            placeholder = (root / f"{run.page}.md").read_text()
+            assert "was not selected in this build" in placeholder
+    assert "No experiment has produced results" in (root / book.RESULTS_TABLE).read_text()
+    assert not (root / book.RESULTS_FIGURE).exists()
+
+
+def test_build_book_default_data_folder_and_missing_sources(tmp_path, no_sphinx, monkeypatch):
+    monkeypatch.delenv("TARDIFF_DATA_DIR", raising=False)
+    root = _fake_root(tmp_path)
+    book.build_book(scale="cpu", only=["mimic3", "tutorial_01_diffusion"], progress=False, root=root)
+    text = (root / "book" / "experiments" / "mimic3.md").read_text()
+    assert "- `data/mimic3`\n- `data/mimic3_demo`" in text  # inside the repository: shown relative to it
+    tutorial = (root / "book" / "teaching" / "tutorial_01_diffusion.md").read_text()
+    assert "that notebook is not in this copy of the repository" in tutorial
+
+    monkeypatch.setenv("TARDIFF_DATA_DIR", str(tmp_path / "elsewhere"))
+    book.build_book(scale="cpu", only=["eicu"], progress=False, root=root)
+    assert f"`{tmp_path / 'elsewhere' / 'eicu'}`" in (root / "book" / "experiments" / "eicu.md").read_text()
+
+    with pytest.raises(TardiffError, match="tutorial_02_influence.ipynb is missing"):
+        book.build_book(only=["tutorial_02_influence"], strict=True, progress=False, root=root)
+    with pytest.raises(ParameterError, match="scale"):
+        book.build_book(scale="huge", root=root)
+    with pytest.raises(ParameterError, match="unknown book notebook"):
+        book.build_book(only=["nope"], root=root)
+    with pytest.raises(ParameterError, match="_config.yml"):
+        book.build_book(root=tmp_path)
+
+
+def test_locate_data_prefers_the_full_dataset_and_labels_demos(tmp_path):
+    run = book.get_run("mimic3")
+    for sub in ("mimic3", "mimic3_demo"):
+        folder = tmp_path / sub
+        folder.mkdir()
+        for table in ("PATIENTS", "ADMISSIONS", "ICUSTAYS", "CHARTEVENTS"):
+            (folder / f"{table}.csv.gz").write_bytes(b"")
+    present, folder, looked = book.locate_data(run, tmp_path)
+    assert present and folder == tmp_path / "mimic3" and looked == [str(tmp_path / "mimic3")]
+    assert book.run_title(run, folder) == "MIMIC-III"
+    shutil.rmtree(tmp_path / "mimic3")
+    present, folder, looked = book.locate_data(run, tmp_path)
+    assert present and folder == tmp_path / "mimic3_demo" and len(looked) == 2
+    assert book.run_title(run, folder) == "MIMIC-III demo (open, 100 patients)"
+    assert book.locate_data(book.get_run("simulated"), tmp_path) == (True, None, [])
+
+
+def test_run_parameters_are_plain_and_relative_inside_the_repo(tmp_path):
+    root = tmp_path
+    params = book._run_parameters(book.get_run("physionet2012"), "smoke", root / "data" / "physionet2012", root)
+    assert params == {"dataset": "physionet2012", "task": "mortality", "scale": "smoke",
+                      "data_dir": "data/physionet2012", "out_dir": "book/experiments/physionet2012"}
+    outside = book._run_parameters(book.get_run("simulated"), "cpu", None, root)
+    assert outside["data_dir"] is None
+    assert book._run_parameters(book.get_run("tutorial_03_guidance"), "cpu", None, root) == {"scale": "cpu"}
+
+
+# ------------------------------------------------------------------ results
+
+
+def _write_summary(folder: Path, rows: list[dict], reference=None, title=None) -> None:
+    folder.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(folder / "summary.csv", index=False)
+    if reference is not None:
+        (folder / "results.json").write_text(json.dumps({"reference": reference}))
+    if title is not None:
+        (folder / "book_run.json").write_text(json.dumps({"title": title}))
+
+
+def _row(method, protocol, auprc, alpha=None, evaluator="gru", **extra):
+    return {"dataset": "x", "task": "mortality", "method": method, "protocol": protocol, "alpha": alpha,
+            "evaluator": evaluator, "n": 3, "auprc_mean": auprc, "auprc_std": 0.01, "auroc_mean": 0.7,
+            "auroc_std": 0.02, "minority_f1_mean": 0.2, "minority_f1_std": 0.03, **extra}
+
+
+def test_collect_results_reads_summaries_references_and_titles(tmp_path):
+    exp = tmp_path / "experiments"
+    _write_summary(exp / "physionet2012", [_row("tardiff", "tstr", 0.5), _row("real", "trtr", 0.45)],
+                   reference={"prevalence": 0.14})
+    _write_summary(exp / "simulated", [_row("smote", "tstr", 0.3), _row("real", "trtr", 0.35)],
+                   reference={"prevalence": 0.08, "bayes": {"auprc": 0.61}}, title="Simulated (custom)")
+    (exp / "mimic3").mkdir()  # a run folder without a summary is ignored
+
+    df = book.collect_results(exp)
+    assert list(df["run"]) == ["simulated", "simulated", "physionet2012", "physionet2012"]  # book order
+    assert list(df["method"]) == ["real", "smote", "real", "tardiff"]  # reference first
+    assert list(df.columns[:3]) == ["run", "title", "dataset"]
+    assert set(df["title"]) == {"Simulated (custom)", "PhysioNet/CinC Challenge 2012"}
+    assert df["n_seeds"].tolist() == [3, 3, 3, 3]  # `n` read as n_seeds
+    assert df.loc[df.run == "simulated", "bayes_auprc"].tolist() == [0.61, 0.61]
+    assert df.loc[df.run == "physionet2012", "bayes_auprc"].isna().all()
+    assert df.loc[df.run == "physionet2012", "prevalence"].tolist() == [0.14, 0.14]
+    assert book.collect_results(tmp_path / "none").empty
+
+    pd.DataFrame([{"dataset": "x", "method": "real"}]).to_csv(exp / "mimic3" / "summary.csv", index=False)
+    with pytest.raises(DataError, match="lacks the column"):
+        book.collect_results(exp)
+
+
+def test_results_markdown_table_and_figure(tmp_path):
+    exp = tmp_path / "experiments"
+    _write_summary(exp / "simulated", [
+        _row("real", "trtr", 0.40),
+        _row("tardiff", "tstr", 0.42), _row("smote", "tstr", 0.38),
+        _row("tardiff", "tsrtr", 0.30, alpha=0.2), _row("tardiff", "tsrtr", 0.44, alpha=1.0),
+        _row("smote", "tsrtr", 0.41, alpha=1.0),
+    ], reference={"prevalence": 0.08, "bayes": {"auprc": 0.6}})
+    df = book.collect_results(exp)
+    text = book.results_markdown(df)
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| Dataset | Evaluator"))
+    assert header == "| Dataset | Evaluator | Protocol | Real only (TRTR) | TarDiff | SMOTE |"
+    assert "| Simulated ICU cohort | gru | TSTR | 0.400 ± 0.010 | **0.420 ± 0.010** | 0.380 ± 0.010 |" in lines
+    assert "| Simulated ICU cohort | gru | TSRTR, α = 1 | 0.400 ± 0.010 | **0.440 ± 0.010** | 0.410 ± 0.010 |" in lines
+    assert "α = 0.2" not in text  # the cross-dataset table shows TSRTR at its largest ratio
+    assert "| Simulated ICU cohort | mortality | 0.080 | 0.600 | 3 |" in lines
+    assert "```{figure} figures/results_overview.png" in text and "```{dropdown} AUROC" in text
+
+    png = book.plot_results(df, tmp_path / "fig" / "overview.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert not list((tmp_path / "fig").glob("*.part"))
+
+
+def test_write_results_page_generates_include_and_figure(tmp_path):
+    _write_summary(tmp_path / "book" / "experiments" / "simulated", [_row("real", "trtr", 0.4), _row("tardiff", "tstr", 0.5)])
+    df = book.write_results_page(tmp_path)
+    assert len(df) == 2
+    assert (tmp_path / book.RESULTS_FIGURE).is_file()
+    assert "**0.500 ± 0.010**" in (tmp_path / book.RESULTS_TABLE).read_text()
+
+
+# ------------------------------------------------------------------ notebooks and Sphinx hooks
+
+
+def test_retitle_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_markdown_cell("# Experiment: A vs B\n\nText.")]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    assert book.retitle_notebook(path, "PhysioNet 2012")
+    source = nbformat.read(path, as_version=4).cells[1].source
+    assert source == "# PhysioNet 2012\n\n*Experiment: A vs B*\n\nText."
+    assert book.retitle_notebook(path, "PhysioNet 2012")  # idempotent
+    assert nbformat.read(path, as_version=4).cells[1].source == source
+
+
+def test_launch_buttons_point_at_the_source_notebook():
+    run = book.get_run("physionet2012")
+    url = f"https://colab.research.google.com/github/o/r/blob/main/{run.output}"
+    context = {"header_buttons": [
+        {"label": "launch-buttons", "buttons": [{"url": url}]},
+        {"label": "download-buttons", "buttons": [{"url": f"_sources/{run.output}"}]},
+    ]}
+    book._point_launch_buttons_at_sources(None, run.page, "page.html", context, None)
+    assert context["header_buttons"][0]["buttons"][0]["url"].endswith("/blob/main/notebooks/experiment.ipynb")
+    assert context["header_buttons"][1]["buttons"][0]["url"] == f"_sources/{run.output}"  # downloads untouched
+
+
+def test_duplicate_inline_scripts_are_dropped():
+    from sphinx.builders.html._assets import _JavaScript
+
+    scripts = [_JavaScript(None, body="const A = 1"), _JavaScript("_static/x.js"), _JavaScript("", body="const A = 1"),
+               _JavaScript("", body="const B = 2")]
+    context = {"script_files": scripts}
+    book._drop_duplicate_scripts(None, "p", "page.html", context, None)
+    assert context["script_files"] == [scripts[0], scripts[1], scripts[3]]
+
+
+@pytest.mark.slow
+def test_execute_run_keeps_a_failed_notebook_and_names_it(tmp_path):
+    root = tmp_path
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("scale = 'cpu'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# T"), params,
+                nbformat.v4.new_code_cell("assert scale == 'smoke', 'wrong scale'\nprint('ran at', scale)")]
+    (root / "notebooks").mkdir()
+    nbformat.write(nb, root / "notebooks" / "t.ipynb")
+    run = book.NotebookRun("t", "T", "notebooks/t.ipynb", "book/teaching/t.ipynb", "teaching")
+
+    out = book.execute_run(run, {"scale": "smoke"}, root=root, progress=False)
+    executed = nbformat.read(out, as_version=4)
+    assert "ran at smoke" in executed.cells[-1].outputs[0]["text"]
+    assert not list(out.parent.glob(".*"))  # no temporary file left behind
+
+    with pytest.raises(TardiffError, match=r"raised AssertionError: wrong scale.*book/teaching/t\.failed\.ipynb"):
+        book.execute_run(run, {"scale": "cpu"}, root=root, progress=False)
+    failed = nbformat.read(root / "book" / "teaching" / "t.failed.ipynb", as_version=4)
+    assert failed.cells[-1].outputs[0]["ename"] == "AssertionError"
+    assert out.exists()  # the last good output is kept
+    assert not list(out.parent.glob(".*"))
+
+
+@pytest.mark.slow
+def test_a_sphinx_warning_fails_the_build_with_one_line(tmp_path):
+    root = tmp_path
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("experiments", "teaching", "figures",
+                                                                                "results_table.md"))
+    for run in book.NOTEBOOK_RUNS:
+        book.write_not_executed_page(run, "not in this test.", root)
+    book.write_results_page(root)
+    assert book.run_jupyter_book(root, warnings_as_errors=True, progress=False) == root / "_build" / "html"
+    assert (root / "_build" / "html" / "book" / "results.html").is_file()
+
+    with open(root / "book" / "intro.md", "a") as fh:
+        fh.write("\nSee {ref}`no-such-label`.\n")
+    with pytest.raises(TardiffError, match=r"jupyter-book build failed with 1 warning.*no-such-label.*jupyter-book\.log"):
+        book.run_jupyter_book(root, warnings_as_errors=True, progress=False)
