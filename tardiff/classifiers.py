@@ -187,7 +187,7 @@ class ClassifierConfig:
     @classmethod
     def cpu(cls, arch: Arch = "gru", **overrides) -> "ClassifierConfig":
         """Sizes that train in about a minute on two CPU cores for a few thousand stays."""
-        base = dict(hidden=64, layers=2, dropout=0.2, epochs=30, batch_size=128, lr=1e-3, patience=5)
+        base = dict(hidden=64, layers=2, dropout=0.2, epochs=20, batch_size=256, lr=2e-3, patience=4)
         if arch == "cnn":
             base.update(layers=3)
         return cls(arch=arch, **{**base, **overrides})

@@ -56,7 +56,7 @@ class ScalePreset:
 
 PRESETS: dict[str, ScalePreset] = {
     "smoke": ScalePreset(max_stays=300, simulated_n=300, alphas=(0.5, 1.0), bootstrap=50, seeds=(0,)),
-    "cpu": ScalePreset(max_stays=3000, simulated_n=3000, alphas=(0.2, 0.6, 1.0), bootstrap=200, seeds=(0, 1, 2)),
+    "cpu": ScalePreset(max_stays=2000, simulated_n=2000, alphas=(0.2, 0.6, 1.0), bootstrap=200, seeds=(0, 1, 2)),
     "paper": ScalePreset(max_stays=None, simulated_n=10000, alphas=ALPHAS, bootstrap=1000, seeds=(0, 1, 2, 3, 4)),
 }
 

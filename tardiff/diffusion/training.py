@@ -69,7 +69,7 @@ class TrainConfig:
     20000
     """
 
-    iterations: int = 3000
+    iterations: int = 1500
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -103,7 +103,7 @@ class TrainConfig:
 
     @classmethod
     def cpu(cls) -> "TrainConfig":
-        """3,000 steps of batch 64: a few minutes on a 2-core CPU with :meth:`UNetConfig.cpu` on 24 x 7 data
+        """1,500 steps of batch 64: about two minutes on a 2-core CPU with :meth:`UNetConfig.cpu` on 24 x 7 data
         (about 85 ms per step measured on a busy 2-core machine)."""
         return cls()
 
