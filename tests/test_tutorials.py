@@ -1,0 +1,148 @@
+"""The teaching notebooks: their skeleton, a smoke-scale execution of each, and the package
+function tutorial 2 is built on (:func:`tardiff.guidance.loss_change_after_step`)."""
+
+import copy
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tardiff.classifiers import per_sample_loss
+from tardiff.errors import ParameterError
+from tardiff.guidance import guidance_vector, influence_scores, loss_change_after_step
+
+REPO = Path(__file__).resolve().parents[1]
+TUTORIALS = ("tutorial_01_diffusion", "tutorial_02_influence", "tutorial_03_guidance")
+FIGURES = {"tutorial_01_diffusion": 9, "tutorial_02_influence": 4, "tutorial_03_guidance": 5}  # figures each shows
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from intra-op threads and lose a lot on a busy machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+# --------------------------------------------------------------------------------------
+# loss_change_after_step
+# --------------------------------------------------------------------------------------
+
+
+def tiny_net(dropout: float = 0.0) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # test-only: nn init takes no generator
+        net = nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.Tanh(), nn.Dropout(dropout), nn.Linear(5, 1),
+                            nn.Flatten(0))
+    return net.double().eval()
+
+
+def tiny_data():
+    gen = torch.Generator().manual_seed(0)
+    X_c = torch.randn(8, 3, 2, generator=gen, dtype=torch.float64)
+    y_c = torch.arange(8) % 2
+    X_g = torch.randn(10, 3, 2, generator=gen, dtype=torch.float64)
+    y_g = (torch.arange(10) % 3 == 0).long()
+    return X_c, y_c, X_g, y_g
+
+
+def test_loss_change_matches_first_order_prediction_at_small_lr():
+    net = tiny_net()
+    X_c, y_c, X_g, y_g = tiny_data()
+    s = influence_scores(net, guidance_vector(net, X_g, y_g), X_c, y_c)
+    assert np.abs(s).min() > 1e-3  # no score so close to zero that a relative check means nothing
+    lr = 1e-4
+    actual = loss_change_after_step(net, X_c, y_c, X_g, y_g, lr=lr)
+    assert actual.shape == (8,) and actual.dtype == np.float64
+    np.testing.assert_allclose(actual, -lr * s, rtol=0.05)  # first-order theory: change ~= -lr * s
+    # and not by accident: at a large rate the curvature term makes it miss
+    big = 20.0
+    assert np.max(np.abs(loss_change_after_step(net, X_c, y_c, X_g, y_g, lr=big) + big * s) / np.abs(big * s)) > 0.05
+
+
+def test_loss_change_is_one_sgd_step_in_eval_mode_and_restores_the_module():
+    net = tiny_net(dropout=0.5).train()  # in train mode dropout would make the result random
+    X_c, y_c, X_g, y_g = tiny_data()
+    before = copy.deepcopy(net.state_dict())
+    lr = 0.3
+    actual = loss_change_after_step(net, X_c, y_c, X_g, y_g, lr=lr, batch_size=3)  # uneven guidance batches
+
+    assert net.training  # mode restored
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, before[name])  # weights restored exactly
+
+    expected = []
+    for i in range(len(X_c)):  # by hand: copy, one SGD step on candidate i alone, guidance loss difference
+        model = copy.deepcopy(net).eval()
+        optimiser = torch.optim.SGD(model.parameters(), lr=lr)
+        with torch.no_grad():
+            start = per_sample_loss(model(X_g), y_g).mean()
+        per_sample_loss(model(X_c[i:i + 1]), y_c[i:i + 1]).sum().backward()
+        optimiser.step()
+        with torch.no_grad():
+            expected.append(float(per_sample_loss(model(X_g), y_g).mean() - start))
+    np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-14)
+
+
+def test_loss_change_rejects_a_bad_learning_rate():
+    net = tiny_net()
+    X_c, y_c, X_g, y_g = tiny_data()
+    for lr in (0.0, -1e-3, float("nan")):
+        with pytest.raises(ParameterError, match="lr must be a positive finite number"):
+            loss_change_after_step(net, X_c, y_c, X_g, y_g, lr=lr)
+
+
+# --------------------------------------------------------------------------------------
+# the notebooks
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_tutorial_source_follows_the_skeleton(name):
+    nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assert 'scale = "cpu"' in tagged[0].source and "seed = 0" in tagged[0].source
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)  # committed without outputs
+    assert not any("class " in line and line.rstrip().endswith(":") for c in code for line in c.source.splitlines())
+    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                if line.startswith("## ")]
+    for part in ("## Summary", "## Exercises", "## References"):
+        assert part in headings
+
+
+def _python3_kernel_or_skip():
+    from jupyter_client.kernelspec import find_kernel_specs
+
+    if "python3" not in find_kernel_specs():
+        pytest.skip("no Jupyter kernel named python3; register it with "
+                    "`.venv/bin/python -m ipykernel install --sys-prefix --name python3`")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_tutorial_runs_at_smoke_scale(name, tmp_path, monkeypatch):
+    papermill = pytest.importorskip("papermill", reason="papermill is part of the book extra: pip install -e '.[book]'")
+    _python3_kernel_or_skip()
+    # One thread (the kernel inherits the variable; torch_threads sets torch's): the models are tiny
+    # and extra threads only contend on a busy 2-core machine.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / f"{name}.ipynb"
+    papermill.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(out),
+                               parameters={"scale": "smoke", "torch_threads": 1}, kernel_name="python3",
+                               cwd=str(tmp_path), progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    stderr = [o.text for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    assert not stderr, f"the notebook wrote to stderr (warnings?): {stderr[:2]}"
+    images = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.get("data", {})]
+    assert len(images) == FIGURES[name]
+    assert not list(tmp_path.glob("*.pt")) and not (tmp_path / "data").exists()  # nothing written beside it
