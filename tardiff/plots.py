@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)  # headless by default; notebooks keep their inline backend
+# No matplotlib.use() here: it would switch a notebook's inline backend off. Without a
+# display, matplotlib already falls back to the headless Agg backend by itself.
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
