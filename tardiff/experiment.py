@@ -273,8 +273,8 @@ class Experiment:
 
     def synthetic_sets(self, method: str, seed: int) -> SyntheticSets:
         """The method's pool (training size, real ratio) and balance set, cached on disk."""
-        cfg, p = self.config, self.prepared
-        guidance = (cfg.guidance_scale, cfg.guidance_set, cfg.evaluate_at, cfg.similarity) if method == "tardiff" else None
+        p = self.prepared
+        guidance = self._guidance_key(method)
         path = self.cache / f"synthetic-{method}-{hash_key(self.data_key, method, seed, guidance, tardiff.__version__)}.npz"
         if path.exists():
             with np.load(path) as z:
@@ -298,10 +298,18 @@ class Experiment:
                 np.savez(fh, **arrays)
         return SyntheticSets(**{k: arrays.get(k) for k in ("pool_X", "pool_y", "balance_X", "balance_y")})
 
+    def _guidance_key(self, method: str, guidance_scale: float | None = None):
+        """What of the guidance options determines ``method``'s synthetic data (None: nothing)."""
+        if method != "tardiff":
+            return None
+        cfg = self.config
+        w = cfg.guidance_scale if guidance_scale is None else guidance_scale
+        return (w, cfg.guidance_set, cfg.evaluate_at, cfg.similarity)
+
     def tardiff_pool(self, seed: int, *, guidance_scale: float) -> tuple[np.ndarray, np.ndarray]:
         """A TarDiff pool (training size, real class ratio) at guidance scale ``w``, cached."""
-        cfg, p = self.config, self.prepared
-        guidance = (guidance_scale, cfg.guidance_set, cfg.evaluate_at, cfg.similarity)
+        p = self.prepared
+        guidance = self._guidance_key("tardiff", guidance_scale)
         path = self.cache / f"pool-tardiff-{hash_key(self.data_key, seed, guidance, tardiff.__version__)}.npz"
         if path.exists():
             with np.load(path) as z:
@@ -356,7 +364,7 @@ class Experiment:
         cfg = self.config
         out = []
         for evaluator in cfg.evaluators:
-            guidance = (cfg.guidance_scale, cfg.guidance_set, cfg.evaluate_at, cfg.similarity) if method == "tardiff" else None
+            guidance = self._guidance_key(method)
             key = hash_key(self.data_key, method, seed, train_set.protocol, train_set.alpha, evaluator, guidance,
                            tardiff.__version__)
             path = self.out / "records" / f"{key}.json"
