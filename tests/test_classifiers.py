@@ -18,15 +18,6 @@ from tardiff.classifiers import (
 from tardiff.errors import DataError, ParameterError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads and lose a lot on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def easy_data(n, seed, steps=12, n_features=3, shift=1.0):
     """Separable toy set: positives have feature 0 shifted up over the whole series."""
     rng = np.random.default_rng(seed)

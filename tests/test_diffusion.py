@@ -14,16 +14,6 @@ from tardiff.diffusion import (GaussianDiffusion, TrainConfig, UNet1D, UNetConfi
 from tardiff.errors import DataError, ParameterError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models run fastest on one thread, and on a busy 2-core machine two spinning
-    # OpenMP threads per process slow each step down tenfold. Restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def zero_eps(x, t, y):
     return torch.zeros_like(x)
 

@@ -10,15 +10,6 @@ from tardiff.errors import ParameterError
 from tardiff.guidance import InfluenceGuidance, guidance_vector, influence_scores, trainable_parameters
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads and lose a lot on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_gru(seed=0, dropout=0.0):
     torch.manual_seed(seed)  # test-only: nn init has no generator argument
     cfg = ClassifierConfig.smoke("gru", hidden=4, dropout=dropout)

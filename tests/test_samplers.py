@@ -20,15 +20,6 @@ from tardiff.samplers import (
 T, F = 7, 3  # deliberately not the paper's 24 x 7
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny networks run faster on one thread, and much faster on a busy 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _toy(n0=30, n1=10, t=T, f=F, seed=0):
     rng = np.random.default_rng(seed)
     y = np.array([0] * n0 + [1] * n1)

@@ -19,15 +19,6 @@ TUTORIALS = ("tutorial_01_diffusion", "tutorial_02_influence", "tutorial_03_guid
 FIGURES = {"tutorial_01_diffusion": 9, "tutorial_02_influence": 4, "tutorial_03_guidance": 5}  # figures each shows
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from intra-op threads and lose a lot on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 # --------------------------------------------------------------------------------------
 # loss_change_after_step
 # --------------------------------------------------------------------------------------
