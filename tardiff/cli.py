@@ -102,7 +102,7 @@ def cmd_book(args: argparse.Namespace) -> int:
     from tardiff.book import build_book
 
     html = build_book(scale=args.scale, data_dir=args.data_dir, only=args.only, strict=args.strict,
-                      progress=not args.quiet, warnings_as_errors=args.warnings_as_errors)
+                      progress=not args.quiet, warnings_as_errors=args.warnings_as_errors, jobs=args.jobs)
     print(f"book built: open {html / 'book' / 'intro.html'}")
     return 0
 
@@ -154,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", type=_csv(str), default=METHODS, help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--seeds", type=_csv(int), default=None,
                    help="comma-separated seeds (default: smoke 0; cpu 0,1,2; paper 0-4)")
-    p.add_argument("--evaluators", type=_csv(str), default=("cnn", "gru"),
-                   help=f"downstream classifiers that judge each method, from {','.join(EVALUATORS)}")
+    p.add_argument("--evaluators", type=_csv(str), default=None,
+                   help=f"downstream classifiers that judge each method, from {','.join(EVALUATORS)} "
+                        "(default: smoke and cpu cnn; paper cnn,gru)")
     p.add_argument("--guidance-scale", type=float, default=100.0, help="TarDiff's w (the paper uses 100)")
     p.add_argument("--guidance-set", choices=("val", "train", "minority"), default="val")
     p.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=_csv(str), default=None, help="comma-separated runs to (re-)execute; others are kept")
     p.add_argument("--strict", action="store_true", help="fail when a source notebook is missing")
     p.add_argument("-W", "--warnings-as-errors", action="store_true", help="fail on any Sphinx warning")
+    p.add_argument("-j", "--jobs", type=int, default=None,
+                   help="notebooks executed at once (default: one per CPU core, at most 4; 1 at paper scale)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_book)
 

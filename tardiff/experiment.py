@@ -33,7 +33,7 @@ import tardiff
 from tardiff.data import PreparedCohort, load_cohort, prepare
 from tardiff.data.cache import atomic_path, hash_key, write_json
 from tardiff.errors import ParameterError
-from tardiff.evaluation.protocols import ALPHAS, METHOD_PROTOCOLS, SyntheticSets, training_sets
+from tardiff.evaluation.protocols import ALPHAS, METHOD_PROTOCOLS, SyntheticSets, TrainingSet, training_sets
 from tardiff.evaluation.utility import bootstrap_ci, choose_threshold, summarise_over_seeds, utility_metrics
 
 Scale = Literal["smoke", "cpu", "paper"]
@@ -45,19 +45,33 @@ EVALUATORS = ("cnn", "gru", "gbm")
 
 @dataclass(frozen=True)
 class ScalePreset:
-    """Sizes that make a run take seconds (smoke), minutes on a laptop (cpu) or a GPU (paper)."""
+    """Sizes that make a run take seconds (smoke), minutes on a laptop (cpu) or a GPU (paper).
+
+    The cpu preset is sized so that the whole book (four datasets, three seeds each, plus the
+    tutorials) builds in well under half an hour on two CPU cores; its test splits are small
+    (100 to 140 stays), so its numbers carry wide intervals. The paper preset is the papers' setup.
+    """
 
     max_stays: int | None  # stratified subsample of the cohort before splitting (None: all)
     simulated_n: int  # cohort size of the simulated dataset
     alphas: tuple[float, ...]
     bootstrap: int  # bootstrap resamples for the test-set CIs
     seeds: tuple[int, ...]  # default seeds (spread over seeds is reported)
+    evaluators: tuple[str, ...]  # default downstream classifiers (the first one is the main one)
+    sweep_scales: tuple[float, ...]  # default guidance scales of the sweep (w = 0 and a negative w included)
+    embedding_samples: int  # stays per set in the PCA / t-SNE pictures
 
 
 PRESETS: dict[str, ScalePreset] = {
-    "smoke": ScalePreset(max_stays=300, simulated_n=300, alphas=(0.5, 1.0), bootstrap=50, seeds=(0,)),
-    "cpu": ScalePreset(max_stays=2000, simulated_n=2000, alphas=(0.2, 0.6, 1.0), bootstrap=200, seeds=(0, 1, 2)),
-    "paper": ScalePreset(max_stays=None, simulated_n=10000, alphas=ALPHAS, bootstrap=1000, seeds=(0, 1, 2, 3, 4)),
+    "smoke": ScalePreset(max_stays=300, simulated_n=300, alphas=(0.5, 1.0), bootstrap=50, seeds=(0,),
+                         evaluators=("cnn",), sweep_scales=(-100.0, 0.0, 100.0), embedding_samples=150),
+    # The CNN judges every method at cpu scale: a different architecture from the guidance GRU,
+    # so TarDiff is not scored by the model that steered it (the paper uses TimesNet).
+    "cpu": ScalePreset(max_stays=1200, simulated_n=1500, alphas=(0.5, 1.0), bootstrap=200, seeds=(0, 1, 2),
+                       evaluators=("cnn",), sweep_scales=(-100.0, 0.0, 100.0, 1000.0), embedding_samples=300),
+    "paper": ScalePreset(max_stays=None, simulated_n=10000, alphas=ALPHAS, bootstrap=1000, seeds=(0, 1, 2, 3, 4),
+                         evaluators=("cnn", "gru"), sweep_scales=(-100.0, 0.0, 10.0, 100.0, 1000.0),
+                         embedding_samples=2000),
 }
 
 
@@ -80,7 +94,7 @@ class ExperimentConfig:
     controls: bool = True
     seeds: tuple[int, ...] | None = None  # None: the scale's default seeds
     split_seed: int = 0
-    evaluators: tuple[str, ...] = ("cnn", "gru")
+    evaluators: tuple[str, ...] | None = None  # None: the scale's default evaluators
     guidance_scale: float = 100.0
     guidance_set: GuidanceSet = "val"
     evaluate_at: Literal["x_t", "x0_hat"] = "x_t"
@@ -94,7 +108,7 @@ class ExperimentConfig:
         self.methods = tuple(self.methods)
         _check_choice("scale", self.scale, get_args(Scale))
         self.seeds = tuple(int(s) for s in (PRESETS[self.scale].seeds if self.seeds is None else self.seeds))
-        self.evaluators = tuple(self.evaluators)
+        self.evaluators = tuple(PRESETS[self.scale].evaluators if self.evaluators is None else self.evaluators)
         _check_choice("guidance_set", self.guidance_set, get_args(GuidanceSet))
         _check_choice("evaluate_at", self.evaluate_at, ("x_t", "x0_hat"))
         _check_choice("similarity", self.similarity, ("dot", "cosine"))
@@ -105,6 +119,8 @@ class ExperimentConfig:
             _check_choice("evaluator", e, EVALUATORS)
         if not self.methods:
             raise ParameterError("methods is empty; pass at least one of " + ",".join(METHODS))
+        if not self.evaluators:
+            raise ParameterError("evaluators is empty; pass at least one of " + ",".join(EVALUATORS))
         if not self.seeds:
             raise ParameterError("seeds is empty; pass at least one seed, e.g. --seeds 0")
         if not np.isfinite(self.guidance_scale):
@@ -307,14 +323,26 @@ class Experiment:
         return (w, cfg.guidance_set, cfg.evaluate_at, cfg.similarity)
 
     def tardiff_pool(self, seed: int, *, guidance_scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """A TarDiff pool (training size, real class ratio) at guidance scale ``w``, cached."""
+        """A TarDiff pool (training size, real class ratio) at guidance scale ``w``, cached.
+
+        Two scales need no sampling: the run's own ``w`` is the TSTR pool of the main run, and
+        ``w = 0`` is exactly the unguided pool (TarDiff without guidance is the unguided sampler,
+        draw for draw), so the sweep reuses those instead of generating them again.
+        """
+        w = float(guidance_scale)
+        if w == float(self.config.guidance_scale) or w == 0.0:
+            sets = self.synthetic_sets("tardiff" if w != 0.0 else "unguided", seed)
+            return sets.pool_X, sets.pool_y
+        return self._sample_tardiff_pool(seed, w)
+
+    def _sample_tardiff_pool(self, seed: int, w: float) -> tuple[np.ndarray, np.ndarray]:
         p = self.prepared
-        guidance = self._guidance_key("tardiff", guidance_scale)
+        guidance = self._guidance_key("tardiff", w)
         path = self.cache / f"pool-tardiff-{hash_key(self.data_key, seed, guidance, tardiff.__version__)}.npz"
         if path.exists():
             with np.load(path) as z:
                 return z["X"], z["y"]
-        sampler = self.generator("tardiff", seed, guidance_scale=guidance_scale)
+        sampler = self.generator("tardiff", seed, guidance_scale=w)
         counts = np.bincount(p.y_train, minlength=2)
         X = np.concatenate([sampler.sample(int(counts[c]), c) for c in (0, 1)])
         y = np.repeat([0, 1], counts)
@@ -322,6 +350,19 @@ class Experiment:
             with open(tmp, "wb") as fh:
                 np.savez(fh, X=X, y=y)
         return X, y
+
+    def sweep_point(self, seed: int, guidance_scale: float, evaluator: str) -> tuple[np.ndarray, np.ndarray, dict]:
+        """TarDiff's TSTR pool at ``guidance_scale`` and its evaluation record (both cached).
+
+        At the run's own ``w`` the record is the main run's TSTR record, at ``w = 0`` the
+        unguided one: the same data judged by the same seeded evaluator.
+        """
+        w = float(guidance_scale)
+        X, y = self.tardiff_pool(seed, guidance_scale=w)
+        train_set = TrainingSet("tstr", None, X, y, len(y))
+        method = "unguided" if w == 0.0 else "tardiff"
+        (record,) = self._evaluated(method, seed, train_set, evaluators=(evaluator,), guidance_scale=w)
+        return X, y, record
 
     def evaluate(self, train_set, evaluator: str, seed: int, method: str) -> dict:
         """Fit ``evaluator`` on ``train_set`` (checkpoint on val AUPRC), score it on test."""
@@ -360,11 +401,16 @@ class Experiment:
         self.write(records)
         return records
 
-    def _evaluated(self, method: str, seed: int, train_set) -> list[dict]:
+    def _evaluated(self, method: str, seed: int, train_set, *, evaluators: tuple[str, ...] | None = None,
+                   guidance_scale: float | None = None) -> list[dict]:
+        """Evaluation records of ``train_set``, each read from ``records/`` when already there.
+
+        ``guidance_scale`` overrides the config's w for TarDiff (the guidance sweep)."""
         cfg = self.config
         out = []
-        for evaluator in cfg.evaluators:
-            guidance = self._guidance_key(method)
+        w = cfg.guidance_scale if guidance_scale is None else float(guidance_scale)
+        for evaluator in evaluators or cfg.evaluators:
+            guidance = self._guidance_key(method, guidance_scale)
             key = hash_key(self.data_key, method, seed, train_set.protocol, train_set.alpha, evaluator, guidance,
                            tardiff.__version__)
             path = self.out / "records" / f"{key}.json"
@@ -374,7 +420,7 @@ class Experiment:
             record = {
                 "dataset": cfg.dataset, "task": self.prepared.cohort.task, "method": method,
                 "protocol": train_set.protocol, "alpha": train_set.alpha, "seed": seed, "evaluator": evaluator,
-                "scale": cfg.scale, "guidance_scale": cfg.guidance_scale if method == "tardiff" else None,
+                "scale": cfg.scale, "guidance_scale": w if method == "tardiff" else None,
                 **self.evaluate(train_set, evaluator, seed, method),
             }
             write_json(path, record)

@@ -21,7 +21,6 @@ from tardiff.evaluation.privacy import (
     membership_inference_auroc,
     nn_adversarial_accuracy,
 )
-from tardiff.evaluation.protocols import TrainingSet
 
 GENERATIVE = ("smote", "mcrage", "unguided", "tardiff")
 
@@ -103,8 +102,9 @@ def guidance_sweep(experiment, scales, *, seed: int = 0, evaluator: str = "cnn")
     """TSTR utility and mean influence score of TarDiff's pool for each guidance scale ``w``.
 
     The denoiser and the guidance classifier are trained once (cached) and shared; only
-    the synthetic pool is regenerated per scale. ``w = 0`` is the unguided model; negative
-    ``w`` pushes towards stays that would *raise* the guidance-set loss.
+    the synthetic pool is regenerated per scale (the run's own ``w`` and ``w = 0``, the
+    unguided model, reuse the main run's pools and records). Negative ``w`` pushes towards
+    stays that would *raise* the guidance-set loss.
     """
     from tardiff.experiment import guidance_data
     from tardiff.guidance import guidance_vector, influence_scores
@@ -115,11 +115,10 @@ def guidance_sweep(experiment, scales, *, seed: int = 0, evaluator: str = "cnn")
     G = guidance_vector(classifier.module_, Xg, yg, device=experiment.device)
     rows = []
     for w in scales:
-        pool_X, pool_y = experiment.tardiff_pool(seed, guidance_scale=float(w))
+        pool_X, pool_y, record = experiment.sweep_point(seed, float(w), evaluator)
         scores = influence_scores(classifier.module_, G, pool_X, pool_y)
-        metrics = experiment.evaluate(TrainingSet("tstr", None, pool_X, pool_y, len(pool_y)), evaluator, seed, "tardiff")
         rows.append({"guidance_scale": float(w), "mean_influence": float(np.mean(scores)),
-                     **{k: metrics[k] for k in ("auprc", "auroc", "minority_f1")}})
+                     **{k: record[k] for k in ("auprc", "auroc", "minority_f1")}})
     return pd.DataFrame(rows)
 
 

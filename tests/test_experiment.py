@@ -86,3 +86,23 @@ def test_nested_prefix_keeps_the_class_ratio():
 def test_bad_config_is_one_line(tmp_path, field, value):
     with pytest.raises(ParameterError, match=field.rstrip("s")):
         smoke_config(tmp_path, **{field: value})
+
+
+def test_sweep_reuses_the_main_pools_only_where_they_are_the_same_draws(full_run):
+    """At the run's own w the sweep's pool is the TSTR pool, at w = 0 the unguided one; a fresh
+    TarDiff draw at those scales gives the very same arrays, so reusing them changes nothing."""
+    experiment, records, _ = full_run
+    w = experiment.config.guidance_scale
+    for scale, method in ((w, "tardiff"), (0.0, "unguided")):
+        X, y = experiment.tardiff_pool(0, guidance_scale=scale)
+        main = experiment.synthetic_sets(method, 0)
+        assert X is main.pool_X or np.array_equal(X, main.pool_X)
+        X_fresh, y_fresh = experiment._sample_tardiff_pool(0, scale)
+        np.testing.assert_array_equal(X_fresh, X)
+        np.testing.assert_array_equal(y_fresh, y)
+    X_neg, _ = experiment.tardiff_pool(0, guidance_scale=-w)
+    assert not np.allclose(X_neg, experiment.synthetic_sets("tardiff", 0).pool_X)
+
+    _, _, record = experiment.sweep_point(0, w, "cnn")  # the main run's TSTR record, not a new fit
+    main_tstr = next(r for r in records if r["method"] == "tardiff" and r["protocol"] == "tstr")
+    assert record["auprc"] == main_tstr["auprc"] and record["guidance_scale"] == w

@@ -54,7 +54,7 @@ class MCRAGEPreset:
 
 MCRAGE_PRESETS: dict[str, MCRAGEPreset] = {
     "smoke": MCRAGEPreset(hidden=32, n_layers=1, iterations=150, batch_size=64, lr=2e-3),
-    "cpu": MCRAGEPreset(hidden=256, n_layers=2, iterations=2000, batch_size=256, lr=1e-3),
+    "cpu": MCRAGEPreset(hidden=256, n_layers=2, iterations=1000, batch_size=256, lr=1e-3),
     "paper": MCRAGEPreset(hidden=512, n_layers=3, iterations=20000, batch_size=256, lr=1e-3),
 }
 
