@@ -22,11 +22,14 @@ inline scripts that would otherwise raise a JavaScript error on every page.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
@@ -404,6 +407,90 @@ def _execute_into_place(run: NotebookRun, parameters: dict, root: Path, progress
     return executed
 
 
+def available_cpus() -> int:
+    """CPU cores this process may use (its affinity mask where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def default_jobs(scale: str) -> int:
+    """Notebooks to execute at once: one per core, at most four; one at paper scale.
+
+    The cpu-scale models are small, so one core per notebook uses a machine better than
+    several threads in one notebook (PyTorch's intra-op threads hardly help at these sizes
+    and slow down sharply when cores are contended). Paper-scale runs share one GPU, so
+    they go one at a time.
+    """
+    return 1 if scale == "paper" else min(4, available_cpus())
+
+
+@contextmanager
+def _kernel_threads(threads: int):
+    """Set the BLAS/OpenMP thread count the kernels inherit, unless the user already chose one."""
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    saved = {name: os.environ.get(name) for name in names}
+    user_set = saved["OMP_NUM_THREADS"] is not None
+    try:
+        if not user_set:
+            for name in names:
+                os.environ[name] = str(threads)
+        yield
+    finally:
+        if not user_set:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def execute_runs(pending: list[tuple[NotebookRun, dict, str]], root: str | os.PathLike = ".", *,
+                 jobs: int = 1, progress: bool = True) -> list[Path]:
+    """Execute ``(run, parameters, title)`` triples, ``jobs`` at a time, each into place.
+
+    With ``jobs > 1`` every notebook runs in its own worker process and kernel, and each
+    kernel gets ``cores // jobs`` threads (``OMP_NUM_THREADS``, unless already set). A failing
+    notebook does not stop the others: all of them finish (their pages are kept), then the
+    first failure is raised.
+
+    Returns the executed notebooks, in the order of ``pending``.
+    """
+    root = Path(root)
+    threads = max(1, available_cpus() // max(1, jobs))
+    done: dict[int, Path] = {}
+    errors: list[tuple[int, BaseException]] = []
+    bar = tqdm(total=len(pending), desc="book notebooks", disable=not progress)
+    with _kernel_threads(threads):
+        if jobs == 1 or len(pending) <= 1:
+            for i, (run, params, title) in enumerate(pending):
+                bar.set_postfix_str(run.name)
+                try:
+                    done[i] = _execute_into_place(run, params, root, progress, title)
+                except TardiffError as exc:
+                    errors.append((i, exc))
+                bar.update(1)
+        else:
+            # spawn: a fresh interpreter per worker, never a fork of a process holding threads
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+                futures = {pool.submit(_execute_into_place, run, params, root, False, title): i
+                           for i, (run, params, title) in enumerate(pending)}
+                for future in as_completed(futures):
+                    i = futures[future]
+                    try:
+                        done[i] = future.result()
+                    except TardiffError as exc:
+                        errors.append((i, exc))
+                    bar.set_postfix_str(f"{pending[i][0].name} done")
+                    bar.update(1)
+    bar.close()
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+    return [done[i] for i in sorted(done)]
+
+
 # --------------------------------------------------------------------------------------------
 # Results
 
@@ -564,6 +651,56 @@ def _metric_table(df: pd.DataFrame, metric: str) -> list[str]:
     return _pipe_table(header, rows)
 
 
+#: The methods TarDiff is compared with in the verdicts (the controls are not generators).
+BASELINES = ("unguided", "mcrage", "smote")
+
+
+def verdicts(df: pd.DataFrame) -> list[str]:
+    """One sentence per dataset and evaluator: TarDiff's best AUPRC against the best baseline's.
+
+    "Best" is the highest mean AUPRC over each method's protocols and ratios (the same choice for
+    both sides); a gap smaller than the larger of the two standard deviations over seeds is
+    called what it is, not evidence either way.
+
+    Examples
+    --------
+    >>> rows = [("real", "trtr", 0.40, 0.02), ("tardiff", "tstr", 0.45, 0.01), ("smote", "rebalance", 0.50, 0.02)]
+    >>> df = pd.DataFrame([{"run": "r", "title": "R", "task": "t", "evaluator": "cnn", "method": m, "protocol": p,
+    ...                     "alpha": np.nan, "auprc_mean": a, "auprc_std": s} for m, p, a, s in rows])
+    >>> verdicts(df)[0].endswith("TarDiff **did not beat** it.")
+    True
+    """
+    if df.empty:
+        return []
+    df = df.copy()
+    if "alpha" not in df:
+        df["alpha"] = np.nan
+    titles = _titles(df)
+    out = []
+    for (run, evaluator), part in df.groupby(["run", "evaluator"], sort=False):
+        def best(methods):
+            rows = part[part["method"].isin(methods)]
+            return None if rows.empty else rows.loc[rows["auprc_mean"].idxmax()]
+
+        ours, theirs, real = best(["tardiff"]), best(BASELINES), best(["real"])
+        if ours is None or theirs is None:
+            continue
+        gap = ours["auprc_mean"] - theirs["auprc_mean"]
+        spread = np.nanmax([ours["auprc_std"], theirs["auprc_std"], 0.0])
+        if abs(gap) < spread:
+            call = "The gap is within one standard deviation over seeds: no evidence either way"
+        else:
+            call = "TarDiff **beat** it" if gap > 0 else "TarDiff **did not beat** it"
+        real_text = "" if real is None else f"; real data alone {_fmt(real['auprc_mean'], real['auprc_std'])}"
+        out.append(
+            f"**{titles[run]}** ({evaluator} evaluator): TarDiff {_fmt(ours['auprc_mean'], ours['auprc_std'])} "
+            f"({_protocol_label(ours['protocol'], ours['alpha'])}) against the best baseline, "
+            f"{METHOD_LABELS.get(theirs['method'], theirs['method'])} {_fmt(theirs['auprc_mean'], theirs['auprc_std'])} "
+            f"({_protocol_label(theirs['protocol'], theirs['alpha'])}){real_text}. {call}."
+        )
+    return out
+
+
 def results_markdown(df: pd.DataFrame) -> str:
     """The MyST text of ``book/results_table.md``: the overview figure and the cross-dataset tables.
 
@@ -592,6 +729,12 @@ def results_markdown(df: pd.DataFrame) -> str:
         "The dashed line is the test-set prevalence, the AUPRC of a random ranking; the dotted red line, where "
         "shown, is the Bayes-optimal AUPRC of the simulated cohort.",
         "```",
+        "",
+        "### At a glance",
+        "",
+        "Test AUPRC, each method at its best protocol (mean ± standard deviation over seeds):",
+        "",
+        *[f"- {line}" for line in verdicts(df)],
         "",
         "### The datasets",
         "",
@@ -655,7 +798,7 @@ def plot_results(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     evaluators = list(dict.fromkeys(df["evaluator"]))
     protocols = sorted(dict.fromkeys(df["protocol"]), key=lambda p: (_protocol_rank.get(p, len(PROTOCOL_ORDER)), p))
     all_methods = sorted(dict.fromkeys(df["method"]), key=lambda m: (_method_rank.get(m, len(METHOD_ORDER)), m))
-    fig = Figure(figsize=(4.6 * len(evaluators) + 0.6, 2.9 * len(runs) + 0.9), layout="constrained")
+    fig = Figure(figsize=(max(6.4, 4.6 * len(evaluators) + 0.6), 2.9 * len(runs) + 1.1), layout="constrained")
     axes = fig.subplots(len(runs), len(evaluators), squeeze=False, sharey=True)
     width = 0.8 / max(len(protocols), 1)
     labelled = set()
@@ -690,7 +833,8 @@ def plot_results(df: pd.DataFrame, path: str | os.PathLike) -> Path:
                 ax.set_ylabel("test AUPRC")
             ax.set_ylim(0, 1)
             ax.grid(axis="y", alpha=0.3)
-    fig.legend(loc="outside lower center", ncols=min(len(labelled), 6), fontsize=8, frameon=False)
+    # at most three entries per row and evaluator column, so the legend never outgrows the figure
+    fig.legend(loc="outside lower center", ncols=min(len(labelled), 3 * len(evaluators)), fontsize=8, frameon=False)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -761,6 +905,7 @@ def build_book(
     progress: bool = True,
     warnings_as_errors: bool = False,
     root: str | os.PathLike = Path("."),
+    jobs: int | None = None,
 ) -> Path:
     """Execute the book's notebooks, write the results page, and build the HTML book.
 
@@ -783,6 +928,9 @@ def build_book(
         Build with ``-W --keep-going`` (any Sphinx warning fails the build).
     root : path
         The repository root (where ``_config.yml`` and ``_toc.yml`` are).
+    jobs : int, optional
+        Notebooks executed at once, each in its own kernel (see :func:`execute_runs`);
+        default :func:`default_jobs`.
 
     Returns
     -------
@@ -807,7 +955,12 @@ def build_book(
         raise ParameterError(f"{root.resolve()} has no _config.yml; run from the repository root or pass root=")
     selected = None if only is None else {get_run(name).name for name in only}
 
-    for run in tqdm(NOTEBOOK_RUNS, desc="book notebooks", disable=not progress):
+    jobs = default_jobs(scale) if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ParameterError(f"jobs must be at least 1, got {jobs}")
+
+    pending = []  # (run, parameters, title) of the runs to execute
+    for run in NOTEBOOK_RUNS:
         chosen = selected is None or run.name in selected
         has_output = (root / run.output).exists() or (root / (run.page + ".md")).exists()
         if not chosen:
@@ -823,8 +976,9 @@ def build_book(
         if not present:
             write_data_absent_page(run, [_display_path(Path(p), root) for p in looked], root)
             continue
-        _execute_into_place(run, _run_parameters(run, scale, folder, root), root, progress, run_title(run, folder))
+        pending.append((run, _run_parameters(run, scale, folder, root), run_title(run, folder)))
 
+    execute_runs(pending, root, jobs=jobs, progress=progress)
     write_results_page(root)
     return run_jupyter_book(root, warnings_as_errors=warnings_as_errors, progress=progress)
 
@@ -868,9 +1022,57 @@ def _drop_duplicate_scripts(app, pagename, templatename, context, doctree):
     context["script_files"] = unique
 
 
+#: Where the bundled MathJax goes, under the HTML output's ``_static``.
+MATHJAX_STATIC = "mathjax"
+
+
+def bundled_mathjax() -> Path | None:
+    """The MathJax 2.7 that the ``jupyter-server-mathjax`` package ships, if installed."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    return static if (static / "MathJax.js").is_file() else None
+
+
+def _use_bundled_mathjax(app, config):
+    """Load MathJax from the book itself, so equations render without internet (a local build
+    opened offline showed raw LaTeX with Sphinx's default CDN copy). A ``mathjax_path`` set in
+    ``_config.yml`` is left alone, and without the package the CDN default stays."""
+    if bundled_mathjax() is None or "://" not in str(config.mathjax_path):
+        return
+    config.mathjax_path = f"{MATHJAX_STATIC}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
+    # MyST marks the page body "mathjax_ignore" and its math "math"; this is MathJax 2's form of
+    # the MathJax 3 options MyST writes, so that the math, and only the math, is typeset. The
+    # package ships the STIX-Web fonts only (as Jupyter's own MathJax set-up uses them).
+    config.mathjax2_config = {
+        "tex2jax": {
+            "inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]], "processRefs": False,
+            "processClass": "tex2jax_process|mathjax_process|math|output_area",
+            "ignoreClass": "tex2jax_ignore|mathjax_ignore|document",
+        },
+        "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None},
+        "SVG": {"font": "STIX-Web"},
+    }
+
+
+def _copy_bundled_mathjax(app, exception):
+    source = bundled_mathjax()
+    if exception is not None or source is None or app.builder.format != "html":
+        return
+    if not str(app.config.mathjax_path).startswith(MATHJAX_STATIC + "/"):
+        return
+    target = Path(app.outdir) / "_static" / MATHJAX_STATIC
+    if not (target / "MathJax.js").is_file():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+
+
 def setup(app):
     """Register the page fixes (``_config.yml`` lists this module under ``sphinx: extra_extensions``)."""
     # after sphinx-book-theme's add_launch_buttons (priority 501), before the page is rendered
     app.connect("html-page-context", _point_launch_buttons_at_sources, priority=600)
     app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
+    app.connect("config-inited", _use_bundled_mathjax)
+    app.connect("build-finished", _copy_bundled_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,6 +1,7 @@
 """The book's configuration, table of contents, CI workflow, and builder (no Sphinx run here)."""
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -120,6 +121,24 @@ def test_pages_workflow_builds_uploads_and_deploys():
     assert "refs/heads/main" in deploy["if"] and "push" in deploy["if"]
     assert any(s.get("uses", "").startswith("actions/deploy-pages@") for s in deploy["steps"])
     assert deploy["environment"]["name"] == "github-pages"
+
+
+def test_pages_workflow_points_the_repository_link_at_its_own_repository():
+    """The workflow's sed rewrites repository.url in _config.yml, and nothing else."""
+    wf = _yaml(REPO / ".github" / "workflows" / "book.yml")
+    steps = wf["jobs"]["build"]["steps"]
+    names = [s.get("run", "").strip() for s in steps]
+    rewrite = next(i for i, run in enumerate(names) if run.startswith("sed ") and "_config.yml" in run)
+    assert rewrite < names.index("make book")
+    pattern, replacement = re.search(r'"s\|(.+?)\|(.+?)\|"', names[rewrite]).groups()
+    assert "${{ github.repository }}" in replacement
+    text = (REPO / "_config.yml").read_text()
+    rewritten = re.sub(pattern, replacement.replace("${{ github.repository }}", "someone/fork"),
+                       text, flags=re.MULTILINE)
+    before, after = yaml.safe_load(text), yaml.safe_load(rewritten)
+    assert after["repository"]["url"] == "https://github.com/someone/fork"
+    after["repository"]["url"] = before["repository"]["url"]
+    assert after == before
 
 
 # ------------------------------------------------------------------ building (Sphinx stubbed out)
@@ -298,6 +317,28 @@ def test_results_markdown_table_and_figure(tmp_path):
     assert not list((tmp_path / "fig").glob("*.part"))
 
 
+def test_verdicts_compare_tardiff_with_the_best_baseline_and_respect_the_spread(tmp_path):
+    exp = tmp_path / "experiments"
+    _write_summary(exp / "simulated", [  # TarDiff's best (TSRTR 0.44) clearly above SMOTE's best (0.41)
+        _row("real", "trtr", 0.40), _row("tardiff", "tstr", 0.42), _row("tardiff", "tsrtr", 0.44, alpha=0.5),
+        _row("smote", "tsrtr", 0.41, alpha=1.0), _row("ros", "rebalance", 0.90),  # a control, not a baseline
+    ])
+    _write_summary(exp / "physionet2012", [  # MCRAGE ahead by more than the spread
+        _row("real", "trtr", 0.40), _row("tardiff", "tstr", 0.30), _row("mcrage", "rebalance", 0.50),
+    ])
+    noisy = [_row("real", "trtr", 0.40), _row("tardiff", "tstr", 0.45), _row("unguided", "tstr", 0.44)]
+    noisy[1]["auprc_std"] = 0.05
+    _write_summary(exp / "mimic3", noisy)
+    _write_summary(exp / "eicu_demo", [_row("real", "trtr", 0.40), _row("smote", "rebalance", 0.45)])  # no TarDiff
+    simulated, physionet, mimic = book.verdicts(book.collect_results(exp))
+    assert simulated.startswith("**Simulated ICU cohort** (gru evaluator): TarDiff 0.440 ± 0.010 (TSRTR, α = 0.5)")
+    assert "best baseline, SMOTE 0.410 ± 0.010 (TSRTR, α = 1); real data alone 0.400 ± 0.010" in simulated
+    assert simulated.endswith("TarDiff **beat** it.")
+    assert "MCRAGE 0.500" in physionet and physionet.endswith("TarDiff **did not beat** it.")
+    assert mimic.endswith("no evidence either way.")
+    assert "### At a glance" in book.results_markdown(book.collect_results(exp))
+
+
 def test_write_results_page_generates_include_and_figure(tmp_path):
     _write_summary(tmp_path / "book" / "experiments" / "simulated", [_row("real", "trtr", 0.4), _row("tardiff", "tstr", 0.5)])
     df = book.write_results_page(tmp_path)
@@ -367,6 +408,60 @@ def test_execute_run_keeps_a_failed_notebook_and_names_it(tmp_path):
     assert failed.cells[-1].outputs[0]["ename"] == "AssertionError"
     assert out.exists()  # the last good output is kept
     assert not list(out.parent.glob(".*"))
+
+
+def _threads_notebook(root: Path, name: str) -> book.NotebookRun:
+    """A notebook that records its kernel's OMP_NUM_THREADS and fails when told to."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell("fail = False")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {name}"), params,
+                nbformat.v4.new_code_cell("import os\nassert not fail, 'told to fail'\nprint('threads', os.environ.get('OMP_NUM_THREADS'))")]
+    (root / "notebooks").mkdir(exist_ok=True)
+    nbformat.write(nb, root / "notebooks" / f"{name}.ipynb")
+    return book.NotebookRun(name, name, f"notebooks/{name}.ipynb", f"book/teaching/{name}.ipynb", "teaching")
+
+
+def test_execute_runs_in_parallel_finishes_every_notebook_before_raising(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(book, "available_cpus", lambda: 4)
+    runs = [_threads_notebook(tmp_path, name) for name in ("a", "b", "c")]
+    pending = [(runs[0], {}, "a"), (runs[1], {"fail": True}, "b"), (runs[2], {}, "c")]
+    with pytest.raises(TardiffError, match=r"notebooks/b\.ipynb failed for 'b'.*told to fail"):
+        book.execute_runs(pending, tmp_path, jobs=2, progress=False)
+    for name in ("a", "c"):  # the failure of b stopped neither
+        executed = nbformat.read(tmp_path / "book" / "teaching" / f"{name}.ipynb", as_version=4)
+        assert executed.cells[-1].outputs[0]["text"].strip() == "threads 2"  # 4 cores / 2 jobs
+    assert (tmp_path / "book" / "teaching" / "b.failed.ipynb").is_file()
+    assert "OMP_NUM_THREADS" not in os.environ  # the parent's environment is restored
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # a user's own choice wins
+    (out,) = book.execute_runs([(runs[0], {}, "a")], tmp_path, jobs=2, progress=False)
+    assert nbformat.read(out, as_version=4).cells[-1].outputs[0]["text"].strip() == "threads 3"
+
+
+def test_default_jobs_follow_the_cores_and_the_scale(monkeypatch):
+    monkeypatch.setattr(book, "available_cpus", lambda: 2)
+    assert book.default_jobs("cpu") == 2 and book.default_jobs("smoke") == 2
+    assert book.default_jobs("paper") == 1  # one GPU, one notebook at a time
+    monkeypatch.setattr(book, "available_cpus", lambda: 16)
+    assert book.default_jobs("cpu") == 4
+    with pytest.raises(ParameterError, match="jobs must be at least 1"):
+        book.build_book(scale="smoke", root=REPO, jobs=0)
+
+
+def test_mathjax_is_bundled_and_used_unless_configured():
+    from types import SimpleNamespace
+
+    source = book.bundled_mathjax()
+    assert source is not None and (source / "MathJax.js").is_file(), "jupyter-server-mathjax is a book dependency"
+    config = SimpleNamespace(mathjax_path="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js")
+    book._use_bundled_mathjax(None, config)
+    assert config.mathjax_path.startswith(book.MATHJAX_STATIC + "/MathJax.js?config=")
+    mine = SimpleNamespace(mathjax_path="my/mathjax.js")  # a path set in _config.yml is kept
+    book._use_bundled_mathjax(None, mine)
+    assert mine.mathjax_path == "my/mathjax.js"
 
 
 @pytest.mark.slow
