@@ -719,6 +719,14 @@ def results_markdown(df: pd.DataFrame) -> str:
         )
     titles = _titles(df)
     lines = [
+        "### At a glance",
+        "",
+        "Test AUPRC, each method at its best protocol (mean ± standard deviation over seeds):",
+        "",
+        *[f"- {line}" for line in verdicts(df)],
+        "",
+        "### Every method and protocol",
+        "",
         f"```{{figure}} {Path(RESULTS_FIGURE).relative_to('book').as_posix()}",
         ":name: fig-results-overview",
         ":alt: Test AUPRC of each method on each dataset, with error bars, the prevalence and the Bayes optimum",
@@ -729,12 +737,6 @@ def results_markdown(df: pd.DataFrame) -> str:
         "The dashed line is the test-set prevalence, the AUPRC of a random ranking; the dotted red line, where "
         "shown, is the Bayes-optimal AUPRC of the simulated cohort.",
         "```",
-        "",
-        "### At a glance",
-        "",
-        "Test AUPRC, each method at its best protocol (mean ± standard deviation over seeds):",
-        "",
-        *[f"- {line}" for line in verdicts(df)],
         "",
         "### The datasets",
         "",
@@ -833,8 +835,9 @@ def plot_results(df: pd.DataFrame, path: str | os.PathLike) -> Path:
                 ax.set_ylabel("test AUPRC")
             ax.set_ylim(0, 1)
             ax.grid(axis="y", alpha=0.3)
-    # at most three entries per row and evaluator column, so the legend never outgrows the figure
-    fig.legend(loc="outside lower center", ncols=min(len(labelled), 3 * len(evaluators)), fontsize=8, frameon=False)
+    # on top, where a reader meets the colours first; at most three entries per row and evaluator
+    # column, so the legend never outgrows the figure
+    fig.legend(loc="outside upper center", ncols=min(len(labelled), 3 * len(evaluators)), fontsize=8, frameon=False)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
