@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 SCALE  ?= cpu
+# Folder with one sub-folder per dataset (physionet2012/, mimic3/, ...); empty: $TARDIFF_DATA_DIR or data/
+DATA_DIR ?=
 BIN     = $(VENV)/bin
 
 .PHONY: setup test book bench clean
@@ -23,7 +25,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 book: setup
-	$(BIN)/tardiff book --scale $(SCALE)
+	$(BIN)/tardiff book --scale $(SCALE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 
 bench: setup
 	$(BIN)/tardiff bench --json
