@@ -49,7 +49,7 @@ class ScalePreset:
 
     The cpu preset is sized so that the whole book (four datasets, three seeds each, plus the
     tutorials) builds in well under half an hour on two CPU cores; its test splits are small
-    (100 to 140 stays), so its numbers carry wide intervals. The paper preset is the papers' setup.
+    (120 to 150 stays), so its numbers carry wide intervals. The paper preset is the papers' setup.
     """
 
     max_stays: int | None  # stratified subsample of the cohort before splitting (None: all)
@@ -330,10 +330,17 @@ class Experiment:
         draw for draw), so the sweep reuses those instead of generating them again.
         """
         w = float(guidance_scale)
-        if w == float(self.config.guidance_scale) or w == 0.0:
-            sets = self.synthetic_sets("tardiff" if w != 0.0 else "unguided", seed)
+        method = self._main_run_method(w)
+        if method is not None:
+            sets = self.synthetic_sets(method, seed)
             return sets.pool_X, sets.pool_y
         return self._sample_tardiff_pool(seed, w)
+
+    def _main_run_method(self, w: float) -> str | None:
+        """The main run's method whose pool is TarDiff's pool at ``w`` (None: it must be sampled)."""
+        if w == 0.0:
+            return "unguided"
+        return "tardiff" if w == float(self.config.guidance_scale) else None
 
     def _sample_tardiff_pool(self, seed: int, w: float) -> tuple[np.ndarray, np.ndarray]:
         p = self.prepared
@@ -360,7 +367,7 @@ class Experiment:
         w = float(guidance_scale)
         X, y = self.tardiff_pool(seed, guidance_scale=w)
         train_set = TrainingSet("tstr", None, X, y, len(y))
-        method = "unguided" if w == 0.0 else "tardiff"
+        method = "unguided" if self._main_run_method(w) == "unguided" else "tardiff"
         (record,) = self._evaluated(method, seed, train_set, evaluators=(evaluator,), guidance_scale=w)
         return X, y, record
 
