@@ -1,0 +1,228 @@
+"""Sizes, devices and seeds: the one home of every default the other modules share.
+
+* **Scale.** ``smoke`` runs in seconds (tests, CI), ``cpu`` makes the whole book on a
+  2-core laptop, ``paper`` uses the papers' sizes and expects a GPU. :data:`Scale` is the
+  only declaration of the three names; :func:`sizes` gives each component's size table
+  (the UNet, its training, the classifiers, MCRAGE, the GBM) and :data:`EXPERIMENTS` the
+  experiment-level sizes (cohort size, seeds, evaluators, the guidance sweep).
+* **Guidance.** :data:`DEFAULT_GUIDANCE_SCALE` is TarDiff's ``w`` (the paper's 100). ``scale``
+  always means the size preset; ``w`` is always ``guidance_scale``.
+* **Devices.** :func:`resolve_device` turns ``"auto"``/``"cpu"``/``"cuda"`` into a
+  ``torch.device`` (checked), for every module.
+* **Seeds.** Randomness is explicit: :func:`torch_generator` for stochastic torch calls and
+  :func:`build_seeded` for layer constructors, which draw from torch's global RNG and take
+  no generator (the global state is restored afterwards).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator, Literal, TypeVar, get_args
+
+import torch
+
+from tardiff.errors import ParameterError
+
+Scale = Literal["smoke", "cpu", "paper"]
+SCALES: tuple[str, ...] = get_args(Scale)
+DeviceName = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = get_args(DeviceName)
+
+#: TarDiff's guidance scale ``w`` (the paper's default; its sweep runs from -1000 to 1000).
+DEFAULT_GUIDANCE_SCALE = 100.0
+
+#: The TarDiff paper's evaluation ratios of synthetic to real rows (TSRTR).
+PAPER_ALPHAS = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def check_scale(scale) -> str:
+    """``scale`` if it names a preset, else a one-line :class:`ParameterError`.
+
+    Examples
+    --------
+    >>> check_scale("cpu")
+    'cpu'
+    """
+    if scale not in SCALES:
+        raise ParameterError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
+    return scale
+
+
+# --------------------------------------------------------------------------- component sizes
+# One table per component; the config classes read them through `XConfig.preset(scale)`.
+_SIZES: dict[str, dict[str, dict]] = {
+    # TarDiff's backbone at paper scale (the UNetConfig defaults): 64 channels, multipliers
+    # 1, 2, 4, 4, two residual blocks per level, attention at the two lowest resolutions.
+    "unet": {
+        "paper": {},
+        "cpu": dict(base_channels=32, channel_mults=(1, 2, 2), n_res_blocks=1, attention_levels=(2,),
+                    attention_heads=4, norm_groups=8),
+        "smoke": dict(base_channels=8, channel_mults=(1, 2), n_res_blocks=1, attention_levels=(1,),
+                      attention_heads=2, norm_groups=4, embed_mult=2),
+    },
+    # TarDiff trains with AdamW lr 1e-4, batch 256, 20,000 iterations, EMA 0.9999. The cpu
+    # size (the TrainConfig defaults) is 1,000 steps of batch 32: 60 to 80 s on one core.
+    "diffusion_training": {
+        "paper": dict(iterations=20000, batch_size=256, lr=1e-4, weight_decay=0.0, warmup=500,
+                      ema_decay=0.9999, grad_clip=1.0, checkpoint_every=2000),
+        "cpu": {},
+        "smoke": dict(iterations=30, batch_size=16, lr=1e-3, warmup=5, ema_decay=0.9, checkpoint_every=0),
+    },
+    # Neural classifiers: a size per scale, then per architecture. At paper scale the GRU is
+    # the public TarDiff code's guidance classifier (hidden 256, 2 layers, dropout 0.2). At
+    # cpu scale the GRU is narrower (hidden 32) because, as the guidance classifier, its double
+    # backward is the cost of every guided step: 41 ms per guided PhysioNet sample on one core
+    # against 62 ms at hidden 64, for the same validation AUPRC.
+    "classifier": {
+        "paper": dict(hidden=256, layers=2, dropout=0.2, epochs=100, batch_size=128, lr=1e-3, patience=10),
+        "cpu": dict(hidden=64, layers=2, dropout=0.2, epochs=20, batch_size=256, lr=2e-3, patience=4),
+        "smoke": dict(hidden=8, layers=2, dropout=0.0, epochs=3, batch_size=64, lr=3e-3, patience=2, heads=2),
+    },
+    "classifier_arch": {
+        "paper": {"transformer": dict(hidden=128, heads=8), "cnn": dict(hidden=128, layers=4)},
+        "cpu": {"gru": dict(hidden=32), "cnn": dict(layers=3)},
+        "smoke": {},
+    },
+    # MCRAGE reports no sizes for time series: these are ours.
+    "mcrage": {
+        "paper": dict(hidden=512, n_layers=3, iterations=20000, batch_size=256, lr=1e-3),
+        "cpu": dict(hidden=256, n_layers=2, iterations=1000, batch_size=256, lr=1e-3),
+        "smoke": dict(hidden=32, n_layers=1, iterations=150, batch_size=64, lr=2e-3),
+    },
+    "gbm": {
+        "paper": dict(max_iter=500),
+        "cpu": dict(max_iter=300),
+        "smoke": dict(max_iter=30),
+    },
+}
+
+
+def sizes(component: str, scale: str, arch: str | None = None) -> dict:
+    """The size settings of ``component`` at ``scale`` (a fresh dict, safe to update).
+
+    Parameters
+    ----------
+    component : {"unet", "diffusion_training", "classifier", "mcrage", "gbm"}
+    scale : {"smoke", "cpu", "paper"}
+    arch : str, optional
+        For ``"classifier"``: the architecture whose overrides apply on top.
+
+    Examples
+    --------
+    >>> sizes("classifier", "cpu", "gru")["hidden"]
+    32
+    >>> sizes("mcrage", "smoke")["iterations"]
+    150
+    """
+    check_scale(scale)
+    if component not in _SIZES or component == "classifier_arch":
+        names = sorted(k for k in _SIZES if k != "classifier_arch")
+        raise ParameterError(f"component must be one of {', '.join(names)}; got {component!r}")
+    out = dict(_SIZES[component][scale])
+    if component == "classifier" and arch is not None:
+        out.update(_SIZES["classifier_arch"][scale].get(arch, {}))
+    return out
+
+
+# --------------------------------------------------------------------------- experiment sizes
+@dataclass(frozen=True)
+class ExperimentPreset:
+    """Experiment-level sizes of one scale.
+
+    The cpu preset is sized so that the whole book (four datasets, three seeds each, plus the
+    tutorials) builds in well under half an hour on two CPU cores; its test splits are small
+    (120 to 150 stays), so its numbers carry wide intervals. The paper preset is the papers' setup.
+    """
+
+    max_stays: int | None  # stratified subsample of the cohort before splitting (None: all)
+    simulated_n: int  # cohort size of the simulated dataset
+    alphas: tuple[float, ...]
+    bootstrap: int  # bootstrap resamples for the test-set CIs
+    seeds: tuple[int, ...]  # default seeds (spread over seeds is reported)
+    evaluators: tuple[str, ...]  # default downstream classifiers (the first one is the main one)
+    sweep_scales: tuple[float, ...]  # default guidance scales of the sweep (w = 0 and a negative w included)
+    embedding_samples: int  # stays per set in the PCA / t-SNE pictures
+
+
+EXPERIMENTS: dict[str, ExperimentPreset] = {
+    "smoke": ExperimentPreset(max_stays=300, simulated_n=300, alphas=(0.5, 1.0), bootstrap=50, seeds=(0,),
+                              evaluators=("cnn",), sweep_scales=(-100.0, 0.0, 100.0), embedding_samples=150),
+    # The CNN judges every method at cpu scale: a different architecture from the guidance GRU,
+    # so TarDiff is not scored by the model that steered it (the paper uses TimesNet).
+    "cpu": ExperimentPreset(max_stays=1200, simulated_n=1500, alphas=(0.5, 1.0), bootstrap=200, seeds=(0, 1, 2),
+                            evaluators=("cnn",), sweep_scales=(-100.0, 0.0, 100.0, 1000.0), embedding_samples=300),
+    "paper": ExperimentPreset(max_stays=None, simulated_n=10000, alphas=PAPER_ALPHAS, bootstrap=1000,
+                              seeds=(0, 1, 2, 3, 4), evaluators=("cnn", "gru"),
+                              sweep_scales=(-100.0, 0.0, 10.0, 100.0, 1000.0), embedding_samples=2000),
+}
+
+
+def experiment_preset(scale: str) -> ExperimentPreset:
+    """The :class:`ExperimentPreset` of ``scale``."""
+    return EXPERIMENTS[check_scale(scale)]
+
+
+# --------------------------------------------------------------------------- devices
+def resolve_device(device=None) -> torch.device:
+    """``"auto"`` (or None) -> cuda when available, else cpu; otherwise ``torch.device(device)``, checked.
+
+    Examples
+    --------
+    >>> str(resolve_device("cpu"))
+    'cpu'
+    """
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ParameterError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("device='cuda' was requested but torch sees no CUDA device; use device='cpu' or 'auto'")
+    return device
+
+
+# --------------------------------------------------------------------------- seeds
+def torch_generator(seed: int, device="cpu") -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded with ``seed`` (for every stochastic torch call).
+
+    Examples
+    --------
+    >>> a = torch.randn(2, generator=torch_generator(0)); b = torch.randn(2, generator=torch_generator(0))
+    >>> bool(torch.equal(a, b))
+    True
+    """
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int, device=None) -> Iterator[None]:
+    """Seed torch's global RNG for the block and restore it afterwards.
+
+    For what takes no generator: layer constructors (initial weights) and dropout. The CUDA
+    RNG of ``device`` is forked too when it is a CUDA device.
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(int(seed))
+        yield
+
+
+T = TypeVar("T")
+
+
+def build_seeded(factory: Callable[[], T], seed: int) -> T:
+    """Call ``factory()`` (e.g. a network constructor) with torch's global RNG seeded by ``seed``.
+
+    The weights then depend only on ``seed``, and the caller's RNG state is left as it was.
+
+    Examples
+    --------
+    >>> a = build_seeded(lambda: torch.nn.Linear(2, 2), 0); b = build_seeded(lambda: torch.nn.Linear(2, 2), 0)
+    >>> bool(torch.equal(a.weight, b.weight))
+    True
+    """
+    with seeded_global_rng(seed):
+        return factory()

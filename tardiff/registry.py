@@ -1,0 +1,330 @@
+"""One registry each for methods, protocols and evaluators: what everything else reads.
+
+The runner, the figures, the report tables, the book, the CLI's help and the notebooks know
+a method, a protocol or an evaluator only through these entries: its name, its label, its
+colour, its role and how to build it. Adding a baseline is its sampler module plus one
+:func:`register_method` call; adding an evaluator is one :func:`register_evaluator` call.
+
+Examples
+--------
+>>> [m.name for m in methods(role="baseline")]
+['smote', 'mcrage', 'unguided']
+>>> method("tardiff").label
+'TarDiff'
+>>> protocol("tsrtr").label
+'TSRTR'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+from tardiff.errors import ParameterError
+
+Role = Literal["reference", "control", "baseline", "tardiff"]
+
+#: Colour-blind-safe colours (seaborn's "colorblind" palette), handed out in registration order.
+PALETTE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
+           "#ece133", "#56b4e9")
+GREY = "#949494"
+
+
+# --------------------------------------------------------------------------- methods
+@dataclass
+class MethodContext:
+    """What a method's factory may use to build its sampler for one seed.
+
+    The experiment runner fills it; the callables train (or fetch from the cache) the shared
+    components only when a factory asks for them.
+    """
+
+    seed: int
+    scale: str
+    device: str
+    progress: bool
+    guidance: Any = None  # tardiff.guidance.GuidanceOptions
+    denoiser: Callable[[], Any] | None = None  # the trained label-conditional UNet of this seed
+    guidance_classifier: Callable[[], Any] | None = None  # the fitted classifier TarDiff differentiates
+    guidance_set: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None  # (X, y) that G averages over
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method of the comparison.
+
+    Parameters
+    ----------
+    name : str
+        Identifier used in configs, results and on the command line.
+    label : str
+        What readers see in tables and figures.
+    role : {"reference", "control", "baseline", "tardiff"}
+        ``reference``: real data only; ``control``: a simple remedy for imbalance that
+        generates nothing new (run beside the reference); ``baseline``: a generator TarDiff is
+        compared with; ``tardiff``: TarDiff itself.
+    protocols : tuple of str
+        The evaluation protocols (names in :data:`PROTOCOLS`) the method is judged under.
+    factory : callable or None
+        ``factory(context: MethodContext) -> sampler`` (an unfitted imbalanced-learn style
+        sampler); None when the method trains on real data only.
+    color : str, optional
+        Hex colour of the method in every figure (None: the next unused one of :data:`PALETTE`).
+    class_weight : bool
+        The evaluators train with a class-weighted loss (the ``real_cw`` control).
+    synthetic : bool
+        The sampler creates new rows (their fidelity and privacy are assessed).
+    uses_guidance : bool
+        The synthetic data depends on the guidance options (they join its cache key).
+    """
+
+    name: str
+    label: str
+    role: Role
+    protocols: tuple[str, ...]
+    factory: Callable[[MethodContext], Any] | None = None
+    color: str | None = None
+    class_weight: bool = False
+    synthetic: bool = False
+    uses_guidance: bool = False
+
+    def __post_init__(self) -> None:
+        if self.role not in ("reference", "control", "baseline", "tardiff"):
+            raise ParameterError(f"method {self.name!r}: role must be reference, control, baseline or tardiff")
+        unknown = [p for p in self.protocols if p not in PROTOCOLS]
+        if unknown or not self.protocols:
+            raise ParameterError(f"method {self.name!r}: protocols must be a non-empty subset of "
+                                 f"{', '.join(PROTOCOLS)}; got {list(self.protocols)}")
+        needs_generator = any(PROTOCOLS[p].needs_generator for p in self.protocols)
+        if needs_generator and self.factory is None:
+            raise ParameterError(f"method {self.name!r}: protocols {list(self.protocols)} need a factory")
+
+    @property
+    def needs_pool(self) -> bool:
+        """Whether a pool of training size (TSTR, TSRTR) is generated, beside the balance set."""
+        return any(PROTOCOLS[p].uses_pool for p in self.protocols)
+
+
+_METHODS: dict[str, Method] = {}
+
+
+def register_method(entry: Method, *, replace: bool = False) -> Method:
+    """Add ``entry`` to the method registry (``replace=True`` to redefine a name).
+
+    A method registered without a colour gets the next unused one of :data:`PALETTE`.
+    """
+    if entry.name in _METHODS and not replace:
+        raise ParameterError(f"a method named {entry.name!r} is already registered; pass replace=True")
+    if entry.color is None:
+        used = {m.color for m in _METHODS.values()}
+        free = [c for c in PALETTE if c not in used]
+        entry = _replace(entry, color=free[0] if free else GREY)
+    _METHODS[entry.name] = entry
+    return entry
+
+
+def unregister_method(name: str) -> None:
+    """Remove a method (for tests and notebooks that register a toy one)."""
+    _METHODS.pop(name, None)
+
+
+def method(name: str) -> Method:
+    """The registered :class:`Method` called ``name`` (a one-line error listing the choices)."""
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise ParameterError(f"method must be one of {', '.join(_METHODS)}; got {name!r}") from None
+
+
+def methods(role: Role | None = None) -> list[Method]:
+    """Registered methods in reading order (reference, controls, baselines, TarDiff), optionally of one role."""
+    return [m for m in _METHODS.values() if role is None or m.role == role]
+
+
+def method_names(role: Role | None = None) -> tuple[str, ...]:
+    """Names of :func:`methods`."""
+    return tuple(m.name for m in methods(role))
+
+
+def label(name: str) -> str:
+    """The label of method ``name`` (the name itself when it is not registered)."""
+    return _METHODS[name].label if name in _METHODS else name
+
+
+def color(name: str) -> str:
+    """The colour of method ``name`` (grey when it is not registered)."""
+    return _METHODS[name].color if name in _METHODS else GREY
+
+
+def order(name: str) -> int:
+    """Sort key of method ``name``: its position in the registry (unknown names last)."""
+    names = list(_METHODS)
+    return names.index(name) if name in names else len(names)
+
+
+def _replace(entry: Method, **changes) -> Method:
+    from dataclasses import replace
+
+    return replace(entry, **changes)
+
+
+# --------------------------------------------------------------------------- protocols
+@dataclass(frozen=True)
+class Protocol:
+    """An evaluation protocol: which training set the evaluators get.
+
+    ``needs_generator``: it uses synthetic rows; ``uses_pool``: those rows come from the
+    training-size pool (TSTR, TSRTR) rather than the minority balance set.
+    """
+
+    name: str
+    label: str
+    description: str
+    needs_generator: bool
+    uses_pool: bool = False
+
+
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (
+    Protocol("trtr", "TRTR", "train on real, test on real (the reference)", needs_generator=False),
+    Protocol("tstr", "TSTR", "train on synthetic rows only (training size, real class ratio)",
+             needs_generator=True, uses_pool=True),
+    Protocol("tsrtr", "TSRTR", "real rows plus alpha times as many synthetic rows",
+             needs_generator=True, uses_pool=True),
+    Protocol("rebalance", "rebalance 1:1", "real rows plus synthetic minority rows up to the majority count",
+             needs_generator=True),
+)}
+
+
+def protocol(name: str) -> Protocol:
+    """The :class:`Protocol` called ``name``."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise ParameterError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {name!r}") from None
+
+
+def protocol_label(name: str, alpha: float | None = None) -> str:
+    """``"TSRTR +100%"`` for TSRTR at ``alpha``, else the protocol's label.
+
+    Examples
+    --------
+    >>> protocol_label("tsrtr", 0.5), protocol_label("trtr")
+    ('TSRTR +50%', 'TRTR')
+    """
+    base = PROTOCOLS[name].label if name in PROTOCOLS else str(name)
+    if name == "tsrtr" and alpha is not None and np.isfinite(alpha):
+        return f"{base} +{alpha:.0%}"
+    return base
+
+
+def protocol_order(name: str) -> int:
+    """Sort key of protocol ``name`` (registry order)."""
+    names = list(PROTOCOLS)
+    return names.index(name) if name in names else len(names)
+
+
+# --------------------------------------------------------------------------- evaluators
+@dataclass(frozen=True)
+class Evaluator:
+    """A downstream classifier that judges each method's training sets.
+
+    ``factory(scale, *, random_state, device, class_weight)`` returns an unfitted estimator with
+    ``fit(X, y, X_val, y_val)`` and ``predict_proba(X)``.
+    """
+
+    name: str
+    label: str
+    factory: Callable[..., Any] = field(repr=False)
+
+
+_EVALUATORS: dict[str, Evaluator] = {}
+
+
+def register_evaluator(entry: Evaluator, *, replace: bool = False) -> Evaluator:
+    """Add ``entry`` to the evaluator registry."""
+    if entry.name in _EVALUATORS and not replace:
+        raise ParameterError(f"an evaluator named {entry.name!r} is already registered; pass replace=True")
+    _EVALUATORS[entry.name] = entry
+    return entry
+
+
+def evaluator(name: str) -> Evaluator:
+    """The registered :class:`Evaluator` called ``name``."""
+    try:
+        return _EVALUATORS[name]
+    except KeyError:
+        raise ParameterError(f"evaluator must be one of {', '.join(_EVALUATORS)}; got {name!r}") from None
+
+
+def evaluator_names() -> tuple[str, ...]:
+    """Names of the registered evaluators."""
+    return tuple(_EVALUATORS)
+
+
+# --------------------------------------------------------------------------- the built-in entries
+def _smote(ctx: MethodContext):
+    from tardiff.samplers import SMOTESampler
+
+    return SMOTESampler(random_state=ctx.seed)
+
+
+def _random_oversampling(ctx: MethodContext):
+    from tardiff.samplers import RandomOverSampler
+
+    return RandomOverSampler(random_state=ctx.seed)
+
+
+def _mcrage(ctx: MethodContext):
+    from tardiff.samplers import MCRAGESampler
+
+    return MCRAGESampler(scale=ctx.scale, device=ctx.device, progress=ctx.progress, random_state=ctx.seed)
+
+
+def _unguided(ctx: MethodContext):
+    from tardiff.samplers import UnguidedDiffusionSampler
+
+    return UnguidedDiffusionSampler(scale=ctx.scale, device=ctx.device, progress=ctx.progress,
+                                    random_state=ctx.seed, denoiser=ctx.denoiser())
+
+
+def _tardiff(ctx: MethodContext):
+    from tardiff.samplers import TarDiffSampler
+
+    g = ctx.guidance
+    return TarDiffSampler(scale=ctx.scale, device=ctx.device, progress=ctx.progress, random_state=ctx.seed,
+                          denoiser=ctx.denoiser(), classifier=ctx.guidance_classifier(),
+                          guidance_set=ctx.guidance_set(), **g.sampler_params())
+
+
+def _classifier_factory(arch: str):
+    def build(scale: str, *, random_state: int = 0, device="auto", class_weight: bool = False):
+        from tardiff.classifiers import make_classifier
+
+        return make_classifier(arch, scale, random_state=random_state, device=device, class_weight=class_weight)
+
+    return build
+
+
+_GENERATORS = ("tstr", "tsrtr", "rebalance")
+for _entry in (
+    Method("real", "real only", "reference", ("trtr",), color="#0173b2"),
+    Method("real_cw", "real, class-weighted", "control", ("trtr",), color="#56b4e9", class_weight=True),
+    Method("ros", "random oversampling", "control", ("rebalance",), _random_oversampling, color=GREY),
+    Method("smote", "SMOTE", "baseline", ("tsrtr", "rebalance"), _smote, color="#029e73", synthetic=True),
+    Method("mcrage", "MCRAGE", "baseline", _GENERATORS, _mcrage, color="#cc78bc", synthetic=True),
+    Method("unguided", "unguided diffusion", "baseline", _GENERATORS, _unguided, color="#de8f05",
+           synthetic=True),
+    Method("tardiff", "TarDiff", "tardiff", _GENERATORS, _tardiff, color="#d55e00", synthetic=True,
+           uses_guidance=True),
+):
+    register_method(_entry)
+
+for _entry in (
+    Evaluator("cnn", "dilated CNN", _classifier_factory("cnn")),
+    Evaluator("gru", "bidirectional GRU", _classifier_factory("gru")),
+    Evaluator("transformer", "transformer encoder", _classifier_factory("transformer")),
+    Evaluator("gbm", "gradient boosting on summaries", _classifier_factory("gbm")),
+):
+    register_evaluator(_entry)
