@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from tardiff.data import physionet2012
+from tardiff.data import load_cohort, physionet2012
 from tardiff.data.download import download_file
 from tardiff.errors import DataError
 
@@ -148,4 +148,41 @@ def test_physionet_load_downloads_missing_files(server, tmp_path, monkeypatch):
     cohort = physionet2012.load(folder, "mortality", sets="a", download=True, progress=False)
     assert cohort.y.tolist() == [0, 1] and cohort.X[:, 0, physionet2012.FEATURES.index("HR")].tolist() == [80, 90]
     assert sorted(p.name for p in folder.iterdir()) == ["Outcomes-a.txt", "set-a.tar.gz"]
-    assert physionet2012.find_source_files(folder) == [folder / "set-a.tar.gz", folder / "Outcomes-a.txt"]
+    assert physionet2012.find_source_files(folder, sets="a") == [folder / "set-a.tar.gz", folder / "Outcomes-a.txt"]
+    with pytest.raises(DataError, match="holds only set a"):  # the default sets a and b are not all there
+        physionet2012.find_source_files(folder)
+
+
+def test_named_folder_is_a_download_target_only_when_asked(server, tmp_path, monkeypatch, capfd):
+    archive, outcomes = _tiny_set()
+    server.files.update({"set-a.tar.gz": archive, "Outcomes-a.txt": outcomes})
+    monkeypatch.setattr(physionet2012, "BASE_URL", server.url)
+    folder = tmp_path / "named"
+    with pytest.raises(DataError, match="does not exist"):
+        load_cohort("physionet2012", folder, sets="a", progress=False)
+    assert not folder.exists() and server.requests == []
+    capfd.readouterr()
+    cohort = load_cohort("physionet2012", folder, sets="a", download=True, progress=False)
+    assert cohort.stay_ids.tolist() == [1, 2] and len(server.requests) == 2
+    assert capfd.readouterr().err == ""  # progress=False reaches the download bars too
+
+
+def test_default_folder_is_the_download_target(server, tmp_path, monkeypatch):
+    archive, outcomes = _tiny_set()
+    server.files.update({"set-a.tar.gz": archive, "Outcomes-a.txt": outcomes})
+    monkeypatch.setattr(physionet2012, "BASE_URL", server.url)
+    monkeypatch.setenv("TARDIFF_DATA_DIR", str(tmp_path / "root"))
+    with pytest.raises(DataError, match="no PhysioNet 2012 data"):  # download=False: only a message
+        load_cohort("physionet2012", sets="a", download=False, progress=False)
+    assert server.requests == []
+    cohort = load_cohort("physionet2012", sets="a", progress=False)
+    assert cohort.y.tolist() == [0, 1]
+    assert sorted(p.name for p in (tmp_path / "root" / "physionet2012").iterdir()) == ["Outcomes-a.txt", "set-a.tar.gz"]
+
+
+def test_download_into_a_file_is_one_line(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(DataError, match=r"not-a-folder is a file, not a folder.*--data-dir") as err:
+        download_file("http://127.0.0.1:9/x", blocker / "set-a.tar.gz", progress=False, timeout=5)
+    assert "\n" not in str(err.value) and blocker.read_text() == "x"

@@ -138,6 +138,62 @@ def test_physionet_malformed_line(tmp_path, bad_line):
                                 sets="a", download=False, progress=False)
 
 
+@pytest.mark.parametrize("bad_line,problem", [
+    ("-01:30,HR,999\n", "time '-01:30' is negative"),
+    ("-00:30,HR,999\n", "time '-00:30' is negative"),  # int('-00') is 0: must not land in hour 0
+    ("49:10,HR,999\n", "time '49:10' is after 48:00"),
+    ("48:01,HR,999\n", "time '48:01' is after 48:00"),
+    ("00:75,HR,999\n", "time '00:75' has minutes past 59"),
+])
+@pytest.mark.parametrize("rid", [1001, 1002])  # the first record crashed; the second wrote into the first's hour 47
+def test_physionet_time_outside_window_is_refused(tmp_path, bad_line, problem, rid):
+    records = dict(RECORDS_A)
+    records[rid] = records[rid] + bad_line
+    write_set(tmp_path / "pn", "a", records, OUTCOMES_A)
+    lineno = records[rid].count("\n")
+    _assert_fails_without_cache(
+        tmp_path, tmp_path / "pn", rf"set-a.tar.gz:set-a/{rid}.txt: malformed record \(line {lineno}: {problem}.*RecordID {rid}\)",
+        sets="a", download=False, progress=False)
+
+
+@pytest.mark.parametrize("bad_line", ["03:00,HR,nan\n", "03:00,HR,inf\n", "03:00,HR,-Infinity\n", "00:00,Age,NaN\n"])
+def test_physionet_non_finite_value_is_refused(tmp_path, bad_line):
+    records = dict(RECORDS_A)
+    records[1002] = records[1002] + bad_line
+    write_set(tmp_path / "pn", "a", records, OUTCOMES_A)
+    _assert_fails_without_cache(tmp_path, tmp_path / "pn",
+                                r"set-a/1002.txt: malformed record \(line 10: value .* is not a finite number; RecordID 1002\)",
+                                sets="a", download=False, progress=False)
+
+
+def test_physionet_real_archive_needs_no_drop(physionet_ab):
+    """The published sets A and B have no time past 48:00 and no non-finite value: nothing is dropped for it."""
+    assert "values_after_48h" not in physionet_ab.info and physionet_ab.info["unknown_parameters"] == 0
+
+
+def test_physionet_duplicate_record_in_one_archive(tmp_path):
+    records = dict(RECORDS_A)
+    records["1002-copy"] = RECORDS_A[1002]
+    write_set(tmp_path / "pn", "a", records, OUTCOMES_A)
+    _assert_fails_without_cache(tmp_path, tmp_path / "pn",
+                                r"RecordID 1002 appears twice in set-a.tar.gz \(set-a/1002.txt and set-a/1002-copy.txt\)",
+                                sets="a", download=False, progress=False)
+
+
+def test_physionet_duplicate_record_across_sets(pn_dir, tmp_path):
+    write_set(pn_dir, "b", {**RECORDS_B, 1001: RECORDS_A[1001]}, {**OUTCOMES_B, 1001: OUTCOMES_A[1001]})
+    _assert_fails_without_cache(tmp_path, pn_dir, r"RecordID 1001 is in both set-a.tar.gz and set-b.tar.gz",
+                                download=False, progress=False)
+
+
+def test_physionet_second_record_id_line_is_refused(tmp_path):
+    records = dict(RECORDS_A)
+    records[1002] = records[1002] + "00:00,RecordID,1003\n"
+    write_set(tmp_path / "pn", "a", records, OUTCOMES_A)
+    _assert_fails_without_cache(tmp_path, tmp_path / "pn", r"line 10: a second RecordID line; RecordID 1002",
+                                sets="a", download=False, progress=False)
+
+
 def test_physionet_bad_header(tmp_path):
     write_set(tmp_path / "pn", "a", {1001: "Time;Parameter;Value\n00:00,RecordID,1001\n"}, OUTCOMES_A)
     _assert_fails_without_cache(tmp_path, tmp_path / "pn", "malformed record", sets="a", download=False,
@@ -237,6 +293,14 @@ def test_mimic3_fixture_exact(mimic_dir):
     assert mimic3.load(mimic_dir, "los3", progress=False).y.tolist() == [1, 0]
 
 
+def test_mimic3_duplicate_stay(mimic_dir, tmp_path):
+    stays = pd.read_csv(mimic_dir / "ICUSTAYS.csv")
+    stays.loc[2, "ICUSTAY_ID"] = 300002
+    stays.to_csv(mimic_dir / "ICUSTAYS.csv", index=False)
+    _assert_fails_without_cache(tmp_path, mimic_dir, r"ICUSTAYS.csv: icustay_id 300002 is listed twice", name="mimic3",
+                                progress=False)
+
+
 def test_mimic3_missing_table(mimic_dir, tmp_path):
     (mimic_dir / "CHARTEVENTS.csv.gz").unlink()
     _assert_fails_without_cache(tmp_path, mimic_dir, r"MIMIC-III tables missing in .*CHARTEVENTS", name="mimic3")
@@ -303,6 +367,15 @@ def test_eicu_fixture_exact(eicu_dir):
     assert los.static["sex"].tolist() == ["F", "M", None] and np.isnan(los.static["age"][2])
 
 
+def test_eicu_duplicate_stay(eicu_dir, tmp_path):
+    path = eicu_dir / "patient.csv.gz"
+    frame = pd.read_csv(path)
+    frame.loc[3, "patientunitstayid"] = 10
+    _write_csv(path, frame)
+    _assert_fails_without_cache(tmp_path, eicu_dir, r"patient.csv.gz: patientunitstayid 10 is listed twice",
+                                name="eicu", progress=False)
+
+
 def test_eicu_missing_table(eicu_dir, tmp_path):
     (eicu_dir / "vitalPeriodic.csv.gz").unlink()
     _assert_fails_without_cache(tmp_path, eicu_dir, r"eICU tables missing in .*vitalPeriodic", name="eicu")
@@ -352,6 +425,32 @@ def test_yaib_fixture_exact(tmp_path):
 def test_yaib_bad_labels(tmp_path, labels, hourly, task, match):
     _write_yaib(tmp_path / "y", labels, hourly=hourly)
     _assert_fails_without_cache(tmp_path, tmp_path / "y", match, name="yaib", task=task)
+
+
+def test_yaib_rows_without_time_are_counted(tmp_path):
+    d = tmp_path / "y"
+    _write_yaib(d, [0, 1])
+    dyn = pd.read_parquet(d / "dyn.parquet")
+    extra = pd.DataFrame({"stay_id": [1, 2, 2], "time": pd.to_timedelta([None, -1, None], unit="h"),
+                          "hr": [999.0, 999, 999], "sbp": [999.0, 999, 999]})
+    pd.concat([dyn, extra], ignore_index=True).to_parquet(d / "dyn.parquet")
+    c = yaib.load(d, progress=False)
+    assert c.info["rows_without_time"] == 2 and c.info["rows_before_window"] == 1
+    assert c.info["rows_after_window"] == 2 and not (c.X == 999).any()  # none of them reached the grid
+    assert np.array_equal(c.X, [[[80, 120], [nan, 110]], [[70, nan], [nan, nan]]], equal_nan=True)
+
+
+@pytest.mark.parametrize("table,match", [
+    ("sta", r"sta.parquet: stay_id 2 is listed twice"),
+    ("dyn", r"dyn.parquet: stay_id 2 is listed twice at time 0 days"),
+    ("outc", r"outc.parquet: stay_id 2 is listed twice"),
+])
+def test_yaib_duplicate_stay(tmp_path, table, match):
+    d = tmp_path / "y"
+    _write_yaib(d, [0, 1])
+    frame = pd.read_parquet(d / f"{table}.parquet")
+    pd.concat([frame, frame[frame["stay_id"] == 2].head(1)], ignore_index=True).to_parquet(d / f"{table}.parquet")
+    _assert_fails_without_cache(tmp_path, d, match, name="yaib")
 
 
 def test_yaib_missing_files(tmp_path):

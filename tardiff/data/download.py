@@ -30,7 +30,8 @@ def download_file(url: str, dest: str | os.PathLike, *, progress: bool = True, t
     url : str
         An ``http://`` or ``https://`` address.
     dest : path
-        Where the complete file ends up; its folder is created when missing.
+        Where the complete file ends up; its folder is created when missing (a one-line
+        :class:`DataError` when that is impossible, e.g. because the folder is a file).
     progress : bool
         Show a tqdm progress bar.
     timeout : float
@@ -55,7 +56,14 @@ def download_file(url: str, dest: str | os.PathLike, *, progress: bool = True, t
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # the folder (or one above it) is a file, or not writable
+        blocker = next((p for p in (dest.parent, *dest.parent.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker else f"{type(exc).__name__}: {exc.strerror or exc}"
+        raise DataError(
+            f"cannot download into {dest.parent} ({reason}); pass --data-dir to a folder (or set TARDIFF_DATA_DIR)"
+        ) from None
     try:
         _fetch(url, part, progress=progress, timeout=timeout, desc=dest.name)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:

@@ -20,6 +20,8 @@ The cohort
   are dropped and counted in ``info["dropped_unknown_label"]``) and ``los3``
   (``unitdischargeoffset`` > 3 x 24 x 60 minutes).
 - Stays with no vital sign in the window are dropped (``info["dropped_no_vitals"]``).
+- A ``patientunitstayid`` listed twice in ``patient`` is refused with a one-line
+  :class:`DataError` naming it.
 """
 
 from __future__ import annotations
@@ -100,8 +102,14 @@ def load(data_dir: Path | None, task: str = DEFAULT_TASK, *, progress: bool = Tr
     optional = ["unittype", "hospitalid"]
     patients = read_table(patient_path, PATIENT_COLUMNS + optional, PATIENT_COLUMNS, dtype=str, keep_default_na=False)
     stay_ids = pd.to_numeric(patients["patientunitstayid"], errors="coerce")
-    if stay_ids.isna().any() or stay_ids.duplicated().any():
-        raise DataError(f"{patient_path}: patientunitstayid must be unique whole numbers; check the file")
+    if stay_ids.isna().any() or (stay_ids != stay_ids.round()).any():
+        raise DataError(f"{patient_path}: patientunitstayid must be whole numbers; check the file")
+    repeated = stay_ids.duplicated()
+    if repeated.any():
+        raise DataError(
+            f"{patient_path}: patientunitstayid {int(stay_ids[repeated].iloc[0])} is listed twice "
+            f"({int(repeated.sum())} repeated ids); a stay must appear once: use the unmodified patient table"
+        )
     patients = patients.assign(patientunitstayid=stay_ids.astype(np.int64)).sort_values(
         "patientunitstayid", kind="stable").reset_index(drop=True)
     ids = patients["patientunitstayid"].to_numpy(dtype=np.int64)

@@ -23,7 +23,9 @@ The cohort
 - Tasks: ``mortality`` (``ADMISSIONS.hospital_expire_flag`` of the stay's admission) and
   ``los3`` (``ICUSTAYS.los`` > 3 days).
 - Stays with no vital sign in the window are dropped (``info["dropped_no_vitals"]``), as are
-  stays whose label is unknown (``info["dropped_unknown_label"]``). The open demo gives 132
+  stays whose label is unknown (``info["dropped_unknown_label"]``). An ``icustay_id`` listed
+  twice in ICUSTAYS (a subject_id or hadm_id twice in PATIENTS or ADMISSIONS) is refused
+  with a one-line :class:`DataError` naming it. The open demo gives 132
   of its 136 stays, 44 of them ending in death in hospital.
 
 CHARTEVENTS (about 33 GB uncompressed, 330 million rows) is read in chunks with only the
@@ -169,8 +171,15 @@ def load(data_dir: Path | None, task: str = DEFAULT_TASK, *, progress: bool = Tr
     if stays["intime"].isna().any():
         raise DataError(f"{icustays_path}: {int(stays['intime'].isna().sum())} ICU stays have no valid intime")
 
-    if stays["icustay_id"].isna().any() or stays["icustay_id"].duplicated().any():
-        raise DataError(f"{icustays_path}: icustay_id must be unique and present; use the unmodified ICUSTAYS table")
+    if stays["icustay_id"].isna().any():
+        raise DataError(f"{icustays_path}: {int(stays['icustay_id'].isna().sum())} rows have no icustay_id; "
+                        "use the unmodified ICUSTAYS table")
+    repeated = stays["icustay_id"].duplicated()
+    if repeated.any():
+        raise DataError(
+            f"{icustays_path}: icustay_id {int(stays['icustay_id'][repeated].iloc[0])} is listed twice "
+            f"({int(repeated.sum())} repeated ids); a stay must appear once: use the unmodified ICUSTAYS table"
+        )
     stay_ids = stays["icustay_id"].to_numpy(dtype=np.int64)
     X = _chart_grid(chart_path, stay_ids, stays["intime"], progress=progress, chunk_rows=chunk_rows)
 

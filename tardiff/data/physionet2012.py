@@ -27,8 +27,16 @@ The cohort
 - Records with no time-series value (only descriptors; 3 in set A, 7 in set B) are
   dropped and counted in ``info["dropped_no_timeseries"]``. Sets A+B give 7,990 stays with
   1,122 in-hospital deaths (14.0%).
+- Sets: ``sets="ab"`` (the default) reads sets A and B; ``"a"`` reads set A alone (a
+  folder holding only set A is usable that way); ``"abc"`` adds set C.
 
-Known quirks, handled as follows (values so removed are counted in ``info``):
+Refused, never guessed (a one-line :class:`DataError` naming the archive member, the line
+and the RecordID): a time that is not ``HH:MM`` with minutes below 60, a negative time, a
+time after 48:00 (the published sets A and B have none, so such a line means an edited or
+different file, and binning it would put values in the wrong hour), a value that is not a
+finite number (``nan``, ``inf``), and a RecordID seen twice (in one archive or in two sets).
+
+Known quirks of the published values, handled as follows (values so removed are counted in ``info``):
 
 - A value <= 0 is a placeholder, not a measurement, for every parameter except ``Urine``
   (0 mL output is real), so it is treated as missing (e.g. HR 0, DiasABP 0, Weight -1).
@@ -64,6 +72,8 @@ DEFAULT_TASK = "mortality"
 BASE_URL = "https://physionet.org/files/challenge-2012/1.0.0/"
 ALL_SETS = ("a", "b", "c")
 DEFAULT_SETS = ("a", "b")
+#: Loader options that choose which source files are read (the registry checks those files).
+SOURCE_OPTIONS = ("sets",)
 N_HOURS = 48
 
 #: Time-series parameters in the order of the challenge's list, with their units.
@@ -83,6 +93,11 @@ DESCRIPTORS = ("RecordID", "Age", "Gender", "Height", "ICUType")  # plus the fir
 
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
 _HEADER = "Time,Parameter,Value"
+# Every valid time stamp, 00:00 to 48:00, and its minute. Looking the text up is both the
+# fastest parse and the strictest check: "-01:30", "00:75", "49:00" or "7:05" are not keys.
+_MINUTE_OF: dict[str, int] = {
+    f"{m // 60:02d}:{m % 60:02d}": m for m in range(N_HOURS * 60 + 1)
+}
 
 
 def source_files(data_dir: Path, sets: Iterable[str] = DEFAULT_SETS) -> list[Path]:
@@ -94,28 +109,42 @@ def source_files(data_dir: Path, sets: Iterable[str] = DEFAULT_SETS) -> list[Pat
     return out
 
 
-def find_source_files(data_dir: Path) -> list[Path]:
-    """The files of every complete set (archive and outcomes) in ``data_dir``.
-
-    Never downloads. Raises :class:`DataError` when no set is complete.
+def sets_found(data_dir: Path) -> tuple[str, ...]:
+    """The sets whose archive and outcomes file are both in ``data_dir`` (possibly none).
 
     Examples
     --------
-    >>> find_source_files(Path("data/physionet2012"))  # doctest: +SKIP
-    [PosixPath('data/physionet2012/set-a.tar.gz'), PosixPath('data/physionet2012/Outcomes-a.txt'), ...]
+    >>> sets_found(Path("../shared/data/physionet2012"))  # doctest: +SKIP
+    ('a', 'b')
     """
+    return tuple(s for s in ALL_SETS if all(p.is_file() for p in source_files(data_dir, [s])))
+
+
+def find_source_files(data_dir: Path, sets: Iterable[str] | str = DEFAULT_SETS) -> list[Path]:
+    """The archive and outcomes file of each of ``sets`` in ``data_dir``.
+
+    Never downloads. Raises :class:`DataError` when a file of a requested set is absent,
+    saying which sets the folder does hold.
+
+    Examples
+    --------
+    >>> find_source_files(Path("data/physionet2012"), sets="a")  # doctest: +SKIP
+    [PosixPath('data/physionet2012/set-a.tar.gz'), PosixPath('data/physionet2012/Outcomes-a.txt')]
+    """
+    sets = _check_sets(sets)
     data_dir = Path(data_dir)
-    found = []
-    for s in ALL_SETS:
-        files = source_files(data_dir, [s])
-        if all(p.is_file() for p in files):
-            found += files
-    if not found:
+    paths = source_files(data_dir, sets)
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        have = sets_found(data_dir)
+        found = (f"it holds only set {', '.join(have)}: pass sets={''.join(have)!r} (--sets {''.join(have)}) "
+                 "or add " if have else "expected ")
         raise DataError(
-            f"no PhysioNet 2012 data in {data_dir}: expected set-a.tar.gz and Outcomes-a.txt (and the same for "
-            "sets b, c); run `tardiff data physionet2012` to download them or pass --data-dir to the folder holding them"
+            f"no PhysioNet 2012 data in {data_dir} for sets {', '.join(sets)}: {found}{', '.join(missing)}; run "
+            "`tardiff data physionet2012` to download them into the default folder or pass --data-dir to the "
+            "folder holding them"
         )
-    return found
+    return paths
 
 
 def fetch(data_dir: Path, sets: Iterable[str] = DEFAULT_SETS, *, progress: bool = True) -> list[Path]:
@@ -135,21 +164,24 @@ def fetch(data_dir: Path, sets: Iterable[str] = DEFAULT_SETS, *, progress: bool 
 
 def load(
     data_dir: Path | None, task: str = DEFAULT_TASK, *, sets: Iterable[str] | str = DEFAULT_SETS,
-    download: bool = True, progress: bool = True,
+    download: bool | None = None, progress: bool = True,
 ) -> Cohort:
     """Parse the requested sets into a 48-hour cohort for ``task``.
 
     Parameters
     ----------
     data_dir : path or None
-        Folder with ``set-<s>.tar.gz`` and ``Outcomes-<s>.txt``; None means ``data/physionet2012``.
+        Folder with ``set-<s>.tar.gz`` and ``Outcomes-<s>.txt``; None means the default
+        folder (``$TARDIFF_DATA_DIR/physionet2012`` or ``data/physionet2012``).
     task : {"mortality", "los3"}
     sets : iterable of "a", "b", "c" (or a string such as "ab")
         The sets to use, in this order.
-    download : bool
-        Fetch missing files from PhysioNet first (resumable); else raise if they are absent.
+    download : bool or None
+        Fetch missing files from PhysioNet first (resumable). None (the default) downloads
+        only into the default folder; a folder the caller names is read, never filled,
+        unless ``download=True``. False never downloads.
     progress : bool
-        Show progress bars.
+        Show progress bars (downloads and archive reading).
 
     Examples
     --------
@@ -159,21 +191,23 @@ def load(
     if task not in TASKS:
         raise ParameterError(f"physionet2012 has no task {task!r}; its tasks are: {', '.join(TASKS)}")
     sets = _check_sets(sets)
-    data_dir = Path("data/physionet2012") if data_dir is None else Path(data_dir)
-    missing = [p for p in source_files(data_dir, sets) if not p.is_file()]
-    if missing and download:
-        fetch(data_dir, sets, progress=progress)
-    elif missing:
-        raise DataError(
-            f"{missing[0]} is missing; pass download=True (or run `tardiff data physionet2012`) to fetch it, "
-            "or pass --data-dir to the folder holding the files"
-        )
+    if download is None:
+        download = data_dir is None
+    if data_dir is None:
+        from tardiff.data.registry import resolve_data_dir  # the registry imports loaders lazily: no cycle
+
+        data_dir = resolve_data_dir("physionet2012")
+    data_dir = Path(data_dir)
+    if download:
+        fetch(data_dir, sets, progress=progress)  # only what is missing
+    find_source_files(data_dir, sets)  # a one-line error naming what is absent
 
     info: dict = {"sets": list(sets), "step_minutes": 60, "n_hours": N_HOURS, "bin_aggregate": "mean"}
     parts = []
     for s in sets:
         parts.append(_load_set(data_dir, s, progress=progress, info=info))
     ids = np.concatenate([p[0] for p in parts])
+    _refuse_shared_ids(sets, [p[0] for p in parts])
     X = np.concatenate([p[1] for p in parts])
     static = pd.concat([p[2] for p in parts], ignore_index=True)
     outcomes = pd.concat([p[3] for p in parts], ignore_index=True)
@@ -205,6 +239,18 @@ def _check_sets(sets: Iterable[str] | str) -> tuple[str, ...]:
     if not sets or bad or len(set(sets)) != len(sets):
         raise ParameterError(f"sets must be distinct letters among a, b, c (e.g. sets=('a', 'b')), got {sets!r}")
     return sets
+
+
+def _refuse_shared_ids(sets: tuple[str, ...], ids: list[np.ndarray]) -> None:
+    """Raise when one RecordID is in two sets: the same stay twice would leak across splits."""
+    for i in range(len(sets)):
+        for j in range(i + 1, len(sets)):
+            shared = np.intersect1d(ids[i], ids[j])
+            if len(shared):
+                raise DataError(
+                    f"RecordID {int(shared[0])} is in both set-{sets[i]}.tar.gz and set-{sets[j]}.tar.gz "
+                    f"({len(shared)} shared RecordIDs); a stay must be in one set only: use the archives as published"
+                )
 
 
 def _load_set(data_dir: Path, s: str, *, progress: bool, info: dict):
@@ -251,7 +297,8 @@ def _parse_archive(archive: Path, *, progress: bool):
     statics: list[tuple] = []
     flat_index: list[int] = []  # (record * 48 + bin) * F + feature
     values: list[float] = []
-    counts = {"unknown_parameters": 0, "values_after_48h": 0}
+    counts = {"unknown_parameters": 0}
+    member_of: dict[int, str] = {}  # RecordID -> archive member, to name both files of a duplicate
     try:
         with tarfile.open(archive, "r:gz") as tar, tqdm(
             desc=archive.name, unit=" records", disable=not progress, leave=False
@@ -265,9 +312,15 @@ def _parse_archive(archive: Path, *, progress: bool):
                     rid, desc = _parse_record(text, record * N_HOURS * n_feat, flat_index, values, counts)
                 except (ValueError, IndexError, KeyError) as exc:
                     raise DataError(
-                        f"{archive.name}:{member.name}: malformed record ({exc}); expected lines 'HH:MM,Parameter,Value': "
-                        "download the archive again"
+                        f"{archive.name}:{member.name}: malformed record ({exc}); expected lines 'HH:MM,Parameter,Value' "
+                        "with times 00:00 to 48:00 and finite numbers: download the archive again"
                     ) from None
+                if rid in member_of:
+                    raise DataError(
+                        f"RecordID {rid} appears twice in {archive.name} ({member_of[rid]} and {member.name}); "
+                        "a stay must be listed once: use the archive as published"
+                    )
+                member_of[rid] = member.name
                 ids.append(rid)
                 statics.append(desc)
                 bar.update()
@@ -311,21 +364,27 @@ def _parse_record(text: str, base: int, flat_index: list, values: list, counts: 
         lines.pop()
     n_feat = len(FEATURES)
     feature_index = _FEATURE_INDEX
+    minute_of = _MINUTE_OF
     weight = feature_index["Weight"]
     end = N_HOURS * 60
     desc = {"RecordID": None, "Age": -1.0, "Gender": -1.0, "Height": -1.0, "ICUType": -1.0}
     desc_weight = None
     add_index, add_value = flat_index.append, values.append
+    start = len(values)
     try:
         for line in lines[1:]:
             t, name, v = line.split(",")
-            if t[-3] != ":":
-                raise ValueError
-            minute = int(t[:-3]) * 60 + int(t[-2:])
+            # A KeyError here is any time outside 00:00-48:00 or not HH:MM: never binned, so a
+            # negative time cannot index into the previous record's row.
+            minute = minute_of[t]
             value = float(v)
+            if value - value != 0:  # NaN or +-inf (inf - inf is NaN)
+                raise ValueError
             f = feature_index.get(name)
             if f is None:
                 if name in desc:
+                    if name == "RecordID" and desc[name] is not None:
+                        raise ValueError
                     desc[name] = value
                 else:
                     counts["unknown_parameters"] += 1
@@ -334,15 +393,16 @@ def _parse_record(text: str, base: int, flat_index: list, values: list, counts: 
             elif minute < end:
                 add_index(base + (minute // 60) * n_feat + f)
                 add_value(value)
-            elif minute == end:  # 48:00 closes the last hour
+            else:  # 48:00 closes the last hour
                 add_index(base + (N_HOURS - 1) * n_feat + f)
                 add_value(value)
-            else:
-                counts["values_after_48h"] += 1
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, KeyError):
+        del flat_index[start:], values[start:]
         raise ValueError(_first_bad_line(lines)) from None
     if desc["RecordID"] is None:
         raise ValueError("no RecordID line")
+    if desc["RecordID"] != int(desc["RecordID"]):
+        raise ValueError(f"RecordID {desc['RecordID']:g} is not a whole number")
     desc["Weight"] = desc_weight
     gender = desc["Gender"]
     static = (
@@ -356,18 +416,41 @@ def _parse_record(text: str, base: int, flat_index: list, values: list, counts: 
 
 
 def _first_bad_line(lines: list[str]) -> str:
-    """Describe the first line of a record that is not ``HH:MM,Parameter,number``."""
+    """Describe the first line of a record that is not ``HH:MM,Parameter,number`` in the window.
+
+    Names the RecordID too when the record has a readable one (RecordID lines come first).
+    """
+    rid, seen_rid = "", False
     for lineno, line in enumerate(lines[1:], start=2):
         parts = line.split(",")
+        problem = None
         if len(parts) != 3:
-            return f"line {lineno}: {line[:40]!r} does not have 3 fields"
-        hh, sep, mm = parts[0].partition(":")
-        if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2):
-            return f"line {lineno}: time {parts[0]!r} is not HH:MM"
-        try:
-            float(parts[2])
-        except ValueError:
-            return f"line {lineno}: value {parts[2]!r} is not a number"
+            problem = f"{line[:40]!r} does not have 3 fields"
+        else:
+            t, name, v = parts
+            hh, sep, mm = t.partition(":")
+            if t.startswith("-"):
+                problem = f"time {t!r} is negative (before ICU admission)"
+            elif not (sep and len(hh) == 2 and hh.isdigit() and mm.isdigit() and len(mm) == 2):
+                problem = f"time {t!r} is not HH:MM"
+            elif int(mm) >= 60:
+                problem = f"time {t!r} has minutes past 59"
+            elif int(hh) * 60 + int(mm) > N_HOURS * 60:
+                problem = f"time {t!r} is after 48:00, the end of the stay window"
+            else:
+                try:
+                    value = float(v)
+                except ValueError:
+                    problem = f"value {v!r} is not a number"
+                else:
+                    if not np.isfinite(value):
+                        problem = f"value {v!r} of {name} is not a finite number"
+                    elif name == "RecordID":
+                        if seen_rid:
+                            problem = "a second RecordID line"
+                        seen_rid, rid = True, rid or f"; RecordID {v.strip()}"
+        if problem:
+            return f"line {lineno}: {problem}{rid}"
     return "unreadable line"
 
 

@@ -3,11 +3,23 @@
 Each loader module (``tardiff.data.<name>``) exposes
 
 - ``TASKS`` (tuple of task names) and ``DEFAULT_TASK``;
-- ``find_source_files(data_dir: Path) -> list[Path]``: the raw files the cohort is parsed
-  from, raising :class:`~tardiff.errors.DataError` with a how-to-fix message when absent;
-- ``load(data_dir: Path | None, task: str, **options) -> Cohort``.
+- ``find_source_files(data_dir: Path, **source_options) -> list[Path]``: the raw files the
+  cohort is parsed from, raising :class:`~tardiff.errors.DataError` with a how-to-fix message
+  when absent; never downloads;
+- ``load(data_dir: Path | None, task: str, *, progress: bool, **options) -> Cohort``;
+- optionally ``SOURCE_OPTIONS`` (the load options that choose the source files, e.g.
+  PhysioNet's ``sets``; they are passed to ``find_source_files`` and ``fetch`` too),
+  ``fetch(data_dir, **source_options, progress=...)`` for open data that can be downloaded
+  (such a ``load`` also takes ``download``), and ``sets_found(data_dir)``.
 
-:func:`load_cohort` adds the data-directory lookup and the parsed-cohort cache on top.
+:func:`load_cohort` adds the data-directory lookup, downloads and the parsed-cohort cache on
+top. Where data comes from:
+
+- ``data_dir`` given (``--data-dir``): that folder is read and never written. It must exist
+  and hold the dataset's files, else a one-line :class:`~tardiff.errors.DataError` says
+  what was expected; nothing is downloaded into it unless ``download=True``.
+- ``data_dir`` omitted: the default folder ``$TARDIFF_DATA_DIR/<name>`` or ``data/<name>``;
+  missing open data (PhysioNet 2012) is downloaded into it unless ``download=False``.
 """
 
 from __future__ import annotations
@@ -90,29 +102,118 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 def resolve_data_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """``data_dir`` if given, else ``$TARDIFF_DATA_DIR/<name>``, else ``data/<name>``."""
+    """``data_dir`` if given, else ``$TARDIFF_DATA_DIR/<name>``, else ``data/<name>``.
+
+    Raises :class:`DataError` when that path is an existing file rather than a folder.
+
+    Examples
+    --------
+    >>> resolve_data_dir("mimic3", "/srv/mimic-iii")
+    PosixPath('/srv/mimic-iii')
+    """
+    where = _data_path(name, data_dir)
+    if where.exists() and not where.is_dir():
+        raise DataError(
+            f"the {name} data folder {where} is a file, not a folder; pass --data-dir to the folder holding "
+            f"{expected_files(name)}"
+        )
+    return where
+
+
+def _data_path(name: str, data_dir: str | os.PathLike | None) -> Path:
     if data_dir is not None:
         return Path(data_dir).expanduser()
     root = os.environ.get("TARDIFF_DATA_DIR")
     return Path(root).expanduser() / name if root else Path("data") / name
 
 
-def data_status(name: str, data_dir: str | os.PathLike | None = None) -> tuple[bool, str]:
-    """Whether the dataset's files are present, and where they were looked for."""
+def expected_files(name: str, **options) -> str:
+    """The raw files dataset ``name`` is read from, in words (for messages).
+
+    Examples
+    --------
+    >>> expected_files("physionet2012", sets="a")
+    'set-a.tar.gz, Outcomes-a.txt'
+    """
+    module = get_spec(name).module
+    if hasattr(module, "source_files"):  # PhysioNet: the files depend on the sets
+        return ", ".join(p.name for p in module.source_files(Path("."), **_source_options(module, options)))
+    if hasattr(module, "FILES"):
+        return ", ".join(module.FILES)
+    return ", ".join(f"{table}.csv(.gz)" for table in getattr(module, "TABLES", ()))
+
+
+@dataclass(frozen=True)
+class DataAvailability:
+    """Whether a dataset can be loaded as asked, where it was looked for, and what was found.
+
+    ``present`` is True only when every file the requested options need is there (a
+    PhysioNet folder with set A alone is not present for the default sets A and B).
+    ``detail`` is one line: what was found (e.g. "sets found: a") or what is missing.
+    """
+
+    present: bool
+    where: str
+    detail: str
+
+
+def data_availability(name: str, data_dir: str | os.PathLike | None = None, **options) -> DataAvailability:
+    """Whether dataset ``name`` is usable from ``data_dir`` with the loader ``options``; never downloads.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`DATASETS`.
+    data_dir : path, optional
+        The folder to check; the default folder when omitted.
+    **options
+        Loader options that choose the source files (PhysioNet's ``sets``); others are ignored.
+
+    Examples
+    --------
+    >>> data_availability("simulated")
+    DataAvailability(present=True, where='generated', detail='generated on the fly')
+    >>> data_availability("physionet2012", "/nowhere", sets="a").detail  # doctest: +ELLIPSIS
+    'the folder does not exist; expected set-a.tar.gz, Outcomes-a.txt'
+    """
     spec = get_spec(name)
     if not spec.needs_data:
-        return True, "generated"
-    where = resolve_data_dir(name, data_dir)
+        return DataAvailability(True, "generated", "generated on the fly")
+    module = spec.module
+    source_options = _source_options(module, options)
+    where = _data_path(name, data_dir)
+    if where.exists() and not where.is_dir():
+        return DataAvailability(False, str(where), "a file, not a folder")
+    if not where.is_dir():
+        return DataAvailability(False, str(where), f"the folder does not exist; expected {expected_files(name, **options)}")
+    found = ""
+    if hasattr(module, "sets_found"):
+        have = module.sets_found(where)
+        found = f"sets found: {', '.join(have) if have else 'none'}"
     try:
-        spec.module.find_source_files(where)
+        module.find_source_files(where, **source_options)
     except DataError:
-        return False, str(where)
-    return True, str(where)
+        missing = f"missing some of {expected_files(name, **options)}"
+        return DataAvailability(False, str(where), f"{found}; {missing}" if found else missing)
+    return DataAvailability(True, str(where), found or "all files found")
+
+
+def data_status(name: str, data_dir: str | os.PathLike | None = None, **options) -> tuple[bool, str]:
+    """Whether the dataset is usable as asked (see :func:`data_availability`), and where it was looked for.
+
+    Examples
+    --------
+    >>> data_status("simulated")
+    (True, 'generated')
+    """
+    status = data_availability(name, data_dir, **options)
+    return status.present, status.where
 
 
 def load_cohort(
     name: str, data_dir: str | os.PathLike | None = None, task: str | None = None, *,
-    cache: bool = True, cache_dir: str | os.PathLike | None = None, **options,
+    cache: bool = True, cache_dir: str | os.PathLike | None = None, download: bool | None = None,
+    progress: bool | None = None, **options,
 ) -> Cohort:
     """Load dataset ``name`` for ``task``, from the parsed-cohort cache when it is current.
 
@@ -122,12 +223,29 @@ def load_cohort(
         A key of :data:`DATASETS`.
     data_dir : path, optional
         Folder with the raw files; defaults to ``$TARDIFF_DATA_DIR/<name>`` or ``data/<name>``.
+        A folder given here must exist and hold the files; it is never a download target
+        unless ``download=True``.
     task : str, optional
         One of the dataset's tasks; its default task when omitted.
     cache : bool
         Reuse (and write) the parsed cohort, keyed by the source files and the options.
+    cache_dir : path, optional
+        Where parsed cohorts are kept; :func:`~tardiff.data.cache.default_cache_dir` when omitted.
+    download : bool or None
+        For open data (PhysioNet 2012): None (default) downloads missing files only into the
+        default folder; True downloads into ``data_dir`` too (creating it); False never downloads.
+    progress : bool or None
+        Show the loader's progress bars (downloads, archive and table reading); None keeps
+        each loader's default (bars for raw files, none for the generated cohort). Pass
+        False for quiet runs.
     **options
-        Passed to the loader (e.g. ``n`` and ``seed`` for the simulated cohort).
+        Passed to the loader (e.g. ``n`` and ``seed`` for the simulated cohort, ``sets`` for
+        PhysioNet 2012: "a", "ab" (default) or "abc").
+
+    Raises
+    ------
+    DataError
+        One line when the folder is a file, does not exist, or lacks the files the options need.
 
     Examples
     --------
@@ -140,29 +258,50 @@ def load_cohort(
     if task not in spec.tasks:
         raise ParameterError(f"dataset {name!r} has no task {task!r}; its tasks are: {', '.join(spec.tasks)}")
     module = spec.module
-    where = resolve_data_dir(name, data_dir) if spec.needs_data else None
+    where, sources = None, []
+    # How the data is fetched or shown is not what it is: these stay out of the cache key.
+    loader_options = dict(options)
+    if progress is not None:
+        loader_options["progress"] = progress
+    if spec.needs_data:
+        where = resolve_data_dir(name, data_dir)
+        if download is None:
+            download = data_dir is None  # only the default folder is a download target
+        sources = _present_or_fetched(name, module, where, options, explicit=data_dir is not None,
+                                      download=download, progress=progress)
+        if hasattr(module, "fetch"):
+            loader_options["download"] = False  # the files were checked (and fetched) just now
     if not cache:
-        return module.load(where, task, **options)
-    sources = _present_or_fetched(module, where, options) if spec.needs_data else []
-    # Options that change how the data is fetched or shown, not what it is, stay out of the key.
-    key_options = sorted((k, v) for k, v in options.items() if k not in ("progress", "download"))
-    key = hash_key(name, task, key_options, file_fingerprint(sources))
+        return module.load(where, task, **loader_options)
+    key = hash_key(name, task, sorted(options.items()), file_fingerprint(sources))
     path = Path(cache_dir or default_cache_dir()) / f"{name}-{task}-{key}.npz"
     cohort = load_cohort_file(path)
     if cohort is None:
-        cohort = module.load(where, task, **options)
+        cohort = module.load(where, task, **loader_options)
         save_cohort(path, cohort)
     return cohort
 
 
-def _present_or_fetched(module, where: Path, options: dict) -> list[Path]:
-    """The source files, downloaded first where the dataset is open and downloading is allowed."""
+def _source_options(module, options: dict) -> dict:
+    """The options that choose the source files (the module's ``SOURCE_OPTIONS``)."""
+    return {k: options[k] for k in getattr(module, "SOURCE_OPTIONS", ()) if k in options}
+
+
+def _present_or_fetched(name: str, module, where: Path, options: dict, *, explicit: bool, download: bool,
+                        progress: bool | None) -> list[Path]:
+    """The source files, downloaded first where the dataset is open and ``download`` allows."""
+    source_options = _source_options(module, options)
+    can_fetch = download and hasattr(module, "fetch")
+    if explicit and not where.is_dir() and not can_fetch:
+        raise DataError(
+            f"the {name} data folder {where} does not exist; pass --data-dir to the folder holding "
+            f"{expected_files(name, **options)}"
+        )
     try:
-        return module.find_source_files(where)
+        return module.find_source_files(where, **source_options)
     except DataError:
-        if not hasattr(module, "fetch") or not options.get("download", True):
+        if not can_fetch:
             raise
-    fetch_options = {k: options[k] for k in ("sets", "progress") if k in options}
-    module.fetch(where, **fetch_options)
-    return module.find_source_files(where)
+    module.fetch(where, **source_options, **({} if progress is None else {"progress": progress}))
+    return module.find_source_files(where, **source_options)
 

@@ -16,7 +16,9 @@ The cohort
   ``time`` in ``dyn`` in whole hours: 24 for mortality24, whose rows run from 0 h to 24 h.
   ricu stamps each row with the start of its hour, so the row at ``T`` h describes the
   hour after the window; rows at or after ``T`` h are left out (counted in
-  ``info["rows_after_window"]``).
+  ``info["rows_after_window"]``), and so are rows before 0 h (``info["rows_before_window"]``)
+  and rows whose ``time`` is missing (NaT or NaN: ``info["rows_without_time"]``), which
+  cannot be placed on the grid.
 - Features: every numeric column of ``dyn`` in file order, with ricu's units where the
   concept is known (:data:`UNITS`) and "" otherwise.
 - Static covariates: ``age``, ``sex`` ("F"/"M"/None), ``height``, ``weight`` as given.
@@ -25,6 +27,10 @@ The cohort
   the hours around and after onset, so this is stay-level detection, not early prediction.
   Labels other than 0/1 (or booleans) raise :class:`DataError`.
 - Stays without rows in ``dyn`` or without a label are dropped and counted in ``info``.
+- A stay listed twice is refused with a one-line :class:`DataError` naming it: the same
+  ``stay_id`` on two rows of ``sta`` (or of ``outc`` for a per-stay task), or the same
+  (``stay_id``, ``time``) on two rows of ``dyn`` (or of an hourly ``outc``). ricu writes one
+  row per stay and hour, so a repeat means two cohorts were concatenated.
 """
 
 from __future__ import annotations
@@ -77,7 +83,8 @@ def _read(path: Path) -> pd.DataFrame:
     return frame
 
 
-def load(data_dir: Path | None, task: str = DEFAULT_TASK, *, hours: int | None = None) -> Cohort:
+def load(data_dir: Path | None, task: str = DEFAULT_TASK, *, hours: int | None = None,
+         progress: bool = True) -> Cohort:
     """Read a YAIB cohort folder into a Cohort on an hourly grid.
 
     Parameters
@@ -88,6 +95,8 @@ def load(data_dir: Path | None, task: str = DEFAULT_TASK, *, hours: int | None =
         How to read the labels (see the module notes); it must match the cohort's task.
     hours : int, optional
         Window length T in hours; default: the largest ``time`` in dyn.
+    progress : bool
+        Accepted for the registry's uniform interface; reading three parquet files shows no bar.
 
     Examples
     --------
@@ -100,11 +109,14 @@ def load(data_dir: Path | None, task: str = DEFAULT_TASK, *, hours: int | None =
         raise ParameterError(f"hours must be a positive whole number of hours, got {hours!r}")
     dyn_path, sta_path, outc_path = find_source_files(Path("data/yaib") if data_dir is None else Path(data_dir))
     dyn, sta, outc = _read(dyn_path), _read(sta_path), _read(outc_path)
+    _refuse_repeats(sta, ["stay_id"], sta_path)
+    _refuse_repeats(outc, ["stay_id", "time"] if "time" in outc.columns else ["stay_id"], outc_path)
 
     labels = _stay_labels(outc, task, outc_path)
     if "time" not in dyn.columns:
         raise DataError(f"{dyn_path} has no time column; is it a YAIB dyn file?")
     hour = _hours(dyn["time"], dyn_path)
+    _refuse_repeats(dyn, ["stay_id", "time"], dyn_path)
     T = int(hours) if hours is not None else int(np.nanmax(hour)) if len(hour) else 0
     if T < 1:
         raise DataError(f"{dyn_path} covers no whole hour; pass hours=... or check the file")
@@ -119,19 +131,21 @@ def load(data_dir: Path | None, task: str = DEFAULT_TASK, *, hours: int | None =
         "dropped_no_label": int(len(set(dyn["stay_id"].tolist()) - set(labels.index.tolist()))),
         "label_rule": "any positive hour" if task in HOURLY_TASKS else "per-stay label",
     }
-    inside = (hour >= 0) & (hour < T)
+    inside = (hour >= 0) & (hour < T)  # False for a missing time (NaN)
     info["rows_after_window"] = int((hour >= T).sum())
+    info["rows_before_window"] = int((hour < 0).sum())
+    info["rows_without_time"] = int(np.isnan(hour).sum())
     row = pd.Series(np.arange(len(stay_ids)), index=stay_ids).reindex(dyn["stay_id"].to_numpy()).to_numpy()
     inside &= ~np.isnan(row)
     cells = dyn.loc[inside, features].astype(np.float64)
     cells.columns = range(len(features))
     cells["_row"], cells["_hour"] = row[inside].astype(np.int64), hour[inside].astype(np.int64)
-    # Duplicate (stay, hour) rows, should a cohort have them, are averaged rather than overwritten.
+    # (stay, hour) is unique (checked above), so this only reshapes; mean() keeps it safe regardless.
     cells = cells.groupby(["_row", "_hour"], sort=False).mean()
     X = np.full((len(stay_ids), T, len(features)), np.nan, dtype=np.float32)
     X[cells.index.get_level_values(0), cells.index.get_level_values(1)] = cells.to_numpy(dtype=np.float32)
 
-    sta = sta.drop_duplicates("stay_id").set_index("stay_id").reindex(stay_ids)
+    sta = sta.set_index("stay_id").reindex(stay_ids)
     sex = sta["sex"] if "sex" in sta.columns else pd.Series(None, index=stay_ids, dtype=object)
     static = pd.DataFrame({
         "age": pd.to_numeric(sta.get("age", pd.Series(np.nan, index=stay_ids)), errors="coerce").to_numpy(float),
@@ -144,6 +158,18 @@ def load(data_dir: Path | None, task: str = DEFAULT_TASK, *, hours: int | None =
         features=list(features), units=[UNITS.get(f, "") for f in features], stay_ids=stay_ids, static=static,
         dataset="yaib", task=task, step_minutes=60, info=info,
     )
+
+
+def _refuse_repeats(frame: pd.DataFrame, keys: list[str], path: Path) -> None:
+    """Raise :class:`DataError` naming the first stay whose ``keys`` appear on two rows of ``frame``."""
+    repeated = frame.duplicated(keys, keep=False) & frame[keys].notna().all(axis=1)
+    if repeated.any():
+        first = frame.loc[repeated, keys].iloc[0]
+        at = f" at time {first['time']}" if "time" in keys else ""
+        raise DataError(
+            f"{path}: stay_id {first['stay_id']} is listed twice{at} ({int(repeated.sum())} repeated rows); "
+            "a stay must appear once: rebuild the cohort with YAIB/ricu or remove the copies"
+        )
 
 
 def _hours(time: pd.Series, path: Path) -> np.ndarray:
