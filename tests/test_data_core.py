@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from tardiff.data import Cohort, FeatureScaler, forward_fill, impute, prepare, stratified_split
-from tardiff.data.cache import atomic_path, hash_key, load_cohort_file, save_cohort
+from tardiff.data.cache import CacheWarning, atomic_path, hash_key, load_cohort_file, save_cohort
 from tardiff.errors import DataError, ParameterError
 
 
@@ -104,7 +104,8 @@ def test_cohort_cache_round_trip(tmp_path):
 
 def test_damaged_cache_is_ignored(tmp_path):
     (tmp_path / "c.npz").write_bytes(b"not a zip")
-    assert load_cohort_file(tmp_path / "c.npz") is None
+    with pytest.warns(CacheWarning, match="damaged cache file"):
+        assert load_cohort_file(tmp_path / "c.npz") is None
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

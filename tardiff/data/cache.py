@@ -1,8 +1,19 @@
-"""Atomic file writes and the parsed-cohort cache.
+"""Atomic, verified file writes, cross-process locks, and the parsed-cohort cache.
 
 Every file the package writes goes through :func:`atomic_path`: it is written under a
 temporary name in the same directory and renamed into place only when complete, so an
-interrupted run never leaves a half-written cache, checkpoint or result behind.
+interrupted run never leaves a half-written cache, checkpoint or result behind. Files get
+the permissions the user's umask allows (``0o666 & ~umask``), like any file ``open`` creates.
+
+Cached artifacts are verified when read, never trusted: :func:`save_arrays` /
+:func:`load_arrays` and :func:`write_json_verified` / :func:`read_json_verified` store a
+SHA-256 checksum of the content in the file and return None (with a :class:`CacheWarning`)
+when it is missing, truncated, corrupt or edited, so the caller rebuilds the entry. Two
+processes computing the same artifact serialise on :func:`file_lock`.
+
+Where caches live: ``$TARDIFF_CACHE_DIR`` moves every cache, parsed cohorts directly in it
+(:func:`default_cache_dir`) and experiment artifacts in its ``artifacts`` folder
+(:func:`artifact_cache_dir`); without it both lie under ``data/cache``.
 """
 
 from __future__ import annotations
@@ -12,15 +23,58 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
+import time
+import warnings
+import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
 from tardiff.data.cohort import Cohort
 
-CACHE_FORMAT = 2  # bump when the cached layout changes, so stale caches are not read
+CACHE_FORMAT = 3  # bump when the cached layout changes, so stale caches are not read
+CHECKSUM_KEY = "__checksum__"
+#: What reading a damaged ``.npz`` or JSON file can raise (a truncated zip, a bad CRC, a
+#: missing member, a wrong dtype, invalid JSON or UTF-8, a cohort failing its own checks).
+DAMAGED_FILE_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, TypeError, UnicodeDecodeError)
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was damaged or edited; it is ignored and rebuilt."""
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows.
+
+    Linux reports it in ``/proc/self/status``; elsewhere it is read by setting and restoring
+    it under a lock (``os.umask`` has no read-only form).
+
+    Examples
+    --------
+    >>> 0 <= current_umask() <= 0o777
+    True
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _warn_damaged(path: Path, reason: str) -> None:
+    warnings.warn(f"ignoring damaged cache file {path} ({reason}); it is rebuilt", CacheWarning, stacklevel=3)
 
 
 @contextlib.contextmanager
@@ -43,16 +97,189 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.is_file():  # mkstemp makes 0600 files: give the permissions open() would have
+            os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, timeout: float | None = None) -> Iterator[Path]:
+    """Hold an exclusive lock on ``path + ".lock"`` for the duration of the block.
+
+    Processes that compute the same artifact take its lock first, then look for the
+    artifact: the second one waits until the first has written it and then finds it,
+    instead of computing it again or reading it half-written. The lock file is left in
+    place (deleting it would let a third process lock a different file).
+
+    POSIX only (``fcntl.flock``): on systems without ``fcntl`` (Windows) the block runs
+    unlocked, which costs duplicated work at worst, since every write is atomic. Locks on
+    network file systems are only as reliable as the server's ``flock`` support.
+
+    Parameters
+    ----------
+    path : path
+        The artifact to guard (it need not exist).
+    timeout : float, optional
+        Seconds to wait before raising :class:`TimeoutError`; wait forever when None.
+
+    Yields
+    ------
+    Path
+        The lock file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "model.npz"
+    >>> with file_lock(target):
+    ...     if not target.exists():
+    ...         save_arrays(target, w=np.zeros(3))
+    >>> sorted(p.name for p in target.parent.iterdir())
+    ['model.npz', 'model.npz.lock']
+    """
+    lock = Path(f"{os.fspath(path)}.lock")
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: see the docstring
+        yield lock
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)  # open() applies the umask itself
+    try:
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(f"{lock} is still held after {timeout:g} s by another process") from None
+                    time.sleep(0.05)
+        try:
+            yield lock
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_checksum(payload) -> str:
+    """SHA-256 of the canonical JSON text of ``payload`` (sorted keys, no spaces)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_json_verified(path: str | os.PathLike, obj) -> None:
+    """Write ``obj`` atomically as ``{"checksum": ..., "payload": obj}`` for :func:`read_json_verified`.
+
+    The payload is stored as it reads back from JSON (tuples become lists, numpy scalars
+    Python numbers, keys strings), and the checksum is taken of that form.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "record.json"
+    >>> write_json_verified(path, {"auprc": 0.41, "seeds": (0, 1)})
+    >>> read_json_verified(path)
+    {'auprc': 0.41, 'seeds': [0, 1]}
+    """
+    payload = json.loads(json.dumps(obj, default=_json_default))
+    write_json(path, {"checksum": _json_checksum(payload), "payload": payload})
+
+
+def read_json_verified(path: str | os.PathLike) -> Any | None:
+    """The payload written by :func:`write_json_verified`, or None.
+
+    None without a warning when the file is absent; None with a :class:`CacheWarning` when
+    it is truncated, not JSON, lacks its checksum, or was edited (the checksum no longer
+    matches). The file is left in place: the rebuilt record replaces it atomically.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        if not isinstance(doc, dict) or "checksum" not in doc or "payload" not in doc:
+            raise ValueError("no checksum: not written by write_json_verified")
+        if _json_checksum(doc["payload"]) != doc["checksum"]:
+            raise ValueError("checksum mismatch: the content was changed after it was written")
+    except DAMAGED_FILE_ERRORS as exc:
+        _warn_damaged(path, f"{type(exc).__name__}: {exc}")
+        return None
+    return doc["payload"]
+
+
+def _arrays_checksum(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over each array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(json.dumps([name, a.dtype.str, list(a.shape)]).encode())
+        digest.update(a.data if a.size else b"")
+    return digest.hexdigest()
+
+
+def save_arrays(path: str | os.PathLike, **arrays) -> None:
+    """Store numpy arrays in one ``.npz`` file with a checksum of their contents, atomically.
+
+    No pickles: object arrays are refused (use strings or numbers). The checksum is the
+    ``__checksum__`` entry, checked by :func:`load_arrays`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "samples.npz"
+    >>> save_arrays(path, X=np.ones((2, 3), np.float32), y=np.array([0, 1]))
+    >>> sorted(load_arrays(path))
+    ['X', 'y']
+    """
+    if CHECKSUM_KEY in arrays:
+        raise ValueError(f"{CHECKSUM_KEY} is reserved for the checksum")
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    objects = [name for name, a in arrays.items() if a.dtype == object]
+    if objects:
+        raise TypeError(f"cannot store object arrays without pickles: {', '.join(objects)}")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays, **{CHECKSUM_KEY: np.array(_arrays_checksum(arrays))})
+
+
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
+    """The arrays written by :func:`save_arrays`, verified; None when absent or damaged.
+
+    A file that is truncated, corrupt, lacks its checksum or whose content does not match it
+    gives a :class:`CacheWarning` and is deleted, so the caller rebuilds it. An absent file
+    gives None silently (a cold cache).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in z.files}  # reads every member: CRC-checked
+        if CHECKSUM_KEY not in arrays:
+            raise ValueError("no checksum: not written by save_arrays")
+        stored = str(arrays.pop(CHECKSUM_KEY))
+        if _arrays_checksum(arrays) != stored:
+            raise ValueError("checksum mismatch: the content changed after it was written")
+    except DAMAGED_FILE_ERRORS as exc:
+        _warn_damaged(path, f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    return arrays
 
 
 def _json_default(value):
@@ -81,12 +308,26 @@ def file_fingerprint(paths) -> list:
 
 
 def default_cache_dir() -> Path:
-    """``$TARDIFF_CACHE_DIR``, else ``data/cache`` under the working directory."""
+    """Where parsed cohorts are cached: ``$TARDIFF_CACHE_DIR``, else ``data/cache`` under the working directory.
+
+    Setting ``TARDIFF_CACHE_DIR`` moves every cache of the package (see :func:`artifact_cache_dir`).
+    """
     return Path(os.environ.get("TARDIFF_CACHE_DIR", Path("data") / "cache"))
 
 
+def artifact_cache_dir() -> Path:
+    """Where experiment artifacts are cached: ``$TARDIFF_CACHE_DIR/artifacts``, else ``data/cache/artifacts``.
+
+    Examples
+    --------
+    >>> artifact_cache_dir() == default_cache_dir() / "artifacts"
+    True
+    """
+    return default_cache_dir() / "artifacts"
+
+
 def save_cohort(path: str | os.PathLike, cohort: Cohort) -> None:
-    """Store a cohort as one ``.npz`` file (no pickles), atomically."""
+    """Store a cohort as one verified ``.npz`` file (no pickles), atomically (see :func:`save_arrays`)."""
     arrays = {
         "X": cohort.X, "mask": cohort.mask, "y": cohort.y, "stay_ids": cohort.stay_ids,
         "meta": np.array(json.dumps({
@@ -104,35 +345,45 @@ def save_cohort(path: str | os.PathLike, cohort: Cohort) -> None:
             arrays[f"static_{i}_na"] = missing
             values = np.where(missing, "", values).astype(str)
         arrays[f"static_{i}"] = values
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    save_arrays(path, **arrays)
 
 
 def load_cohort_file(path: str | os.PathLike) -> Cohort | None:
-    """Read a cohort written by :func:`save_cohort`; None if absent, unreadable or stale."""
+    """Read a cohort written by :func:`save_cohort`; None if absent, stale or damaged.
+
+    A damaged file (truncated, corrupt, edited: anything failing :func:`load_arrays` or the
+    cohort's own checks) gives a :class:`CacheWarning` and None, so the cohort is rebuilt.
+    A file of an older cache format gives None silently.
+    """
     path = Path(path)
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            if meta.get("format") != CACHE_FORMAT:
-                return None
-            static = pd.DataFrame({col: _static_column(z, i) for i, col in enumerate(meta["static_columns"])})
-            return Cohort(
-                X=z["X"], mask=z["mask"], y=z["y"], stay_ids=z["stay_ids"], static=static,
-                features=meta["features"], units=meta["units"], dataset=meta["dataset"], task=meta["task"],
-                step_minutes=meta["step_minutes"], info=meta["info"],
-                bayes_posterior=z["bayes_posterior"] if "bayes_posterior" in z.files else None,
-            )
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged cache entry is rebuilt, never trusted
+        if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
+            return None  # stale, not damaged: the layout changed
+    except DAMAGED_FILE_ERRORS as exc:
+        _warn_damaged(path, f"{type(exc).__name__}: {exc}")
+        return None
+    z = load_arrays(path)  # verifies the checksum; warns and deletes when damaged
+    if z is None:
+        return None
+    try:
+        static = pd.DataFrame({col: _static_column(z, i) for i, col in enumerate(meta["static_columns"])})
+        return Cohort(
+            X=z["X"], mask=z["mask"], y=z["y"], stay_ids=z["stay_ids"], static=static,
+            features=meta["features"], units=meta["units"], dataset=meta["dataset"], task=meta["task"],
+            step_minutes=meta["step_minutes"], info=meta["info"], bayes_posterior=z.get("bayes_posterior"),
+        )
+    except DAMAGED_FILE_ERRORS as exc:  # DataError is a ValueError: a cohort failing its checks
+        _warn_damaged(path, f"{type(exc).__name__}: {exc}")
+        return None
 
 
-def _static_column(z, i: int) -> np.ndarray:
+def _static_column(z: dict, i: int) -> np.ndarray:
     values = z[f"static_{i}"]
-    if f"static_{i}_na" in z.files:
+    if f"static_{i}_na" in z:
         values = np.where(z[f"static_{i}_na"], None, values.astype(object))
     return values
 
