@@ -100,11 +100,11 @@ _MINUTE_OF: dict[str, int] = {
 }
 
 
-def source_files(data_dir: Path, sets: Iterable[str] = DEFAULT_SETS) -> list[Path]:
-    """The archive and outcome file of each set, present or not (no checks)."""
+def source_files(data_dir: Path, sets: Iterable[str] | str = DEFAULT_SETS) -> list[Path]:
+    """The archive and outcome file of each set, present or not (no checks of the files)."""
     data_dir = Path(data_dir)
     out = []
-    for s in sets:
+    for s in _check_sets(sets):
         out += [data_dir / f"set-{s}.tar.gz", data_dir / f"Outcomes-{s}.txt"]
     return out
 
@@ -137,7 +137,7 @@ def find_source_files(data_dir: Path, sets: Iterable[str] | str = DEFAULT_SETS) 
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         have = sets_found(data_dir)
-        found = (f"it holds only set {', '.join(have)}: pass sets={''.join(have)!r} (--sets {''.join(have)}) "
+        found = (f"it holds only set{'s' if len(have) > 1 else ''} {', '.join(have)}: pass sets={''.join(have)!r} (--sets {''.join(have)}) "
                  "or add " if have else "expected ")
         raise DataError(
             f"no PhysioNet 2012 data in {data_dir} for sets {', '.join(sets)}: {found}{', '.join(missing)}; run "

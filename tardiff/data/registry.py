@@ -192,8 +192,12 @@ def data_availability(name: str, data_dir: str | os.PathLike | None = None, **op
         found = f"sets found: {', '.join(have) if have else 'none'}"
     try:
         module.find_source_files(where, **source_options)
-    except DataError:
-        missing = f"missing some of {expected_files(name, **options)}"
+    except DataError as exc:
+        if hasattr(module, "source_files"):  # PhysioNet: name exactly the files the sets still need
+            names = [p.name for p in module.source_files(where, **source_options) if not p.is_file()]
+            missing = f"missing {', '.join(names)}"
+        else:
+            missing = str(exc)  # the loader's one-line message names the missing tables
         return DataAvailability(False, str(where), f"{found}; {missing}" if found else missing)
     return DataAvailability(True, str(where), found or "all files found")
 
