@@ -54,7 +54,8 @@ def _one_line_error(match, fn, *args, **kwargs) -> str:
 def test_data_dir_that_is_a_file(tmp_path, name):
     path = tmp_path / "a-file.txt"
     path.write_text("not a folder")
-    _one_line_error(rf"{name} data folder .*a-file.txt is a file, not a folder; pass --data-dir", load_cohort, name, path)
+    _one_line_error(rf"{name} data folder .*a-file.txt is a file, not a folder; pass --data-dir",
+                    load_cohort, name, path)
     assert data_availability(name, path).present is False and data_status(name, path) == (False, str(path))
     assert path.read_text() == "not a folder"
 
@@ -62,7 +63,8 @@ def test_data_dir_that_is_a_file(tmp_path, name):
 @pytest.mark.parametrize("name", NEEDS_DATA)
 def test_named_data_dir_that_does_not_exist(tmp_path, name):
     missing = tmp_path / "nowhere"
-    message = _one_line_error(rf"{name} data folder .*nowhere does not exist; pass --data-dir", load_cohort, name, missing)
+    message = _one_line_error(rf"{name} data folder .*nowhere does not exist; pass --data-dir",
+                              load_cohort, name, missing)
     assert expected_files(name) in message  # says what the folder should hold
     assert not missing.exists() and list(tmp_path.iterdir()) == []  # no folder made, nothing downloaded
 

@@ -152,7 +152,8 @@ def test_physionet_time_outside_window_is_refused(tmp_path, bad_line, problem, r
     write_set(tmp_path / "pn", "a", records, OUTCOMES_A)
     lineno = records[rid].count("\n")
     _assert_fails_without_cache(
-        tmp_path, tmp_path / "pn", rf"set-a.tar.gz:set-a/{rid}.txt: malformed record \(line {lineno}: {problem}.*RecordID {rid}\)",
+        tmp_path, tmp_path / "pn",
+        rf"set-a.tar.gz:set-a/{rid}.txt: malformed record \(line {lineno}: {problem}.*RecordID {rid}\)",
         sets="a", download=False, progress=False)
 
 
@@ -162,7 +163,8 @@ def test_physionet_non_finite_value_is_refused(tmp_path, bad_line):
     records[1002] = records[1002] + bad_line
     write_set(tmp_path / "pn", "a", records, OUTCOMES_A)
     _assert_fails_without_cache(tmp_path, tmp_path / "pn",
-                                r"set-a/1002.txt: malformed record \(line 10: value .* is not a finite number; RecordID 1002\)",
+                                r"set-a/1002.txt: malformed record \(line 10: value .* is not a finite number; "
+                                r"RecordID 1002\)",
                                 sets="a", download=False, progress=False)
 
 
@@ -176,7 +178,8 @@ def test_physionet_duplicate_record_in_one_archive(tmp_path):
     records["1002-copy"] = RECORDS_A[1002]
     write_set(tmp_path / "pn", "a", records, OUTCOMES_A)
     _assert_fails_without_cache(tmp_path, tmp_path / "pn",
-                                r"RecordID 1002 appears twice in set-a.tar.gz \(set-a/1002.txt and set-a/1002-copy.txt\)",
+                                r"RecordID 1002 appears twice in set-a.tar.gz "
+                                r"\(set-a/1002.txt and set-a/1002-copy.txt\)",
                                 sets="a", download=False, progress=False)
 
 

@@ -137,8 +137,9 @@ def find_source_files(data_dir: Path, sets: Iterable[str] | str = DEFAULT_SETS) 
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         have = sets_found(data_dir)
-        found = (f"it holds only set{'s' if len(have) > 1 else ''} {', '.join(have)}: pass sets={''.join(have)!r} (--sets {''.join(have)}) "
-                 "or add " if have else "expected ")
+        letters = "".join(have)
+        found = (f"it holds only set{'s' if len(have) > 1 else ''} {', '.join(have)}: pass sets={letters!r} "
+                 f"(--sets {letters}) or add " if have else "expected ")
         raise DataError(
             f"no PhysioNet 2012 data in {data_dir} for sets {', '.join(sets)}: {found}{', '.join(missing)}; run "
             "`tardiff data physionet2012` to download them into the default folder or pass --data-dir to the "
@@ -312,8 +313,8 @@ def _parse_archive(archive: Path, *, progress: bool):
                     rid, desc = _parse_record(text, record * N_HOURS * n_feat, flat_index, values, counts)
                 except (ValueError, IndexError, KeyError) as exc:
                     raise DataError(
-                        f"{archive.name}:{member.name}: malformed record ({exc}); expected lines 'HH:MM,Parameter,Value' "
-                        "with times 00:00 to 48:00 and finite numbers: download the archive again"
+                        f"{archive.name}:{member.name}: malformed record ({exc}); expected lines "
+                        "'HH:MM,Parameter,Value' with times 00:00 to 48:00 and finite numbers: download the archive again"
                     ) from None
                 if rid in member_of:
                     raise DataError(

@@ -185,7 +185,8 @@ def data_availability(name: str, data_dir: str | os.PathLike | None = None, **op
     if where.exists() and not where.is_dir():
         return DataAvailability(False, str(where), "a file, not a folder")
     if not where.is_dir():
-        return DataAvailability(False, str(where), f"the folder does not exist; expected {expected_files(name, **options)}")
+        expected = expected_files(name, **options)
+        return DataAvailability(False, str(where), f"the folder does not exist; expected {expected}")
     found = ""
     if hasattr(module, "sets_found"):
         have = module.sets_found(where)
