@@ -25,6 +25,7 @@ import torch
 
 import tardiff
 from tardiff.data.cache import write_json
+from tardiff.presets import DEFAULT_GUIDANCE_SCALE, build_seeded, torch_generator
 
 
 def _median_time(fn, repeats: int, device: str) -> float:
@@ -41,7 +42,7 @@ def _median_time(fn, repeats: int, device: str) -> float:
 
 
 def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: int = 24, n_features: int = 7,
-                        batch_size: int = 64, ddim_steps: int = 20, guidance_scale: float = 100.0,
+                        batch_size: int = 64, ddim_steps: int = 20, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
                         n_guidance: int = 1000, repeats: int = 3, seed: int = 0) -> dict:
     """Time training, unguided and guided sampling, and G at ``config`` ("smoke", "cpu" or "paper").
 
@@ -55,13 +56,12 @@ def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: in
     from tardiff.diffusion import GaussianDiffusion, UNet1D, UNetConfig, beta_schedule
     from tardiff.guidance import InfluenceGuidance, guidance_vector
 
-    gen = torch.Generator().manual_seed(seed)
-    unet_cfg = getattr(UNetConfig, config)()
+    gen = torch_generator(seed)
+    unet_cfg = UNetConfig.preset(config)
     model = UNet1D(unet_cfg, n_features=n_features, seed=seed).to(device)
     process = GaussianDiffusion(beta_schedule("sqrt_linear", 200)).to(device)
-    clf_cfg = getattr(ClassifierConfig, config)("gru")
-    torch.manual_seed(seed)
-    classifier = build_network(clf_cfg, n_features).to(device).eval()
+    clf_cfg = ClassifierConfig.preset(config, "gru")
+    classifier = build_seeded(lambda: build_network(clf_cfg, n_features), seed).to(device).eval()
 
     x0 = torch.randn(batch_size, n_steps, n_features, generator=gen).to(device)
     y = (torch.arange(batch_size) % 2).to(device)
@@ -84,7 +84,7 @@ def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: in
     cond_fn = InfluenceGuidance(classifier, G, guidance_scale)
 
     def sample(guided: bool):
-        g = torch.Generator().manual_seed(seed)
+        g = torch_generator(seed)
         process.sample(model, (batch_size, n_steps, n_features), y, method="ddim", n_steps=ddim_steps, eta=1.0,
                        cond_fn=cond_fn if guided else None, generator=g, device=device)
 

@@ -15,8 +15,9 @@ the positive class:
 * :class:`SummaryGBMClassifier`: scikit-learn's HistGradientBoosting on per-feature
   summaries (mean, min, max, last, std, slope), the evaluator many clinical teams would use.
 
-All share ``fit(X, y, X_val, y_val, *, seed, ...)`` and ``predict_proba(X) -> (N, 2)``; the
-neural ones choose their checkpoint by validation AUPRC (never accuracy).
+All are scikit-learn estimators (``random_state``, ``class_weight`` and, for the neural ones,
+``device`` set in ``__init__``) with ``fit(X, y, X_val, y_val)`` and ``predict_proba(X) ->
+(N, 2)``; they choose their checkpoint (or iteration count) by validation AUPRC, never accuracy.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from typing import Iterator, Literal, get_args
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 from tqdm import tqdm
 
 from tardiff.errors import DataError, ParameterError
+from tardiff.presets import Scale, check_scale, resolve_device, seeded_global_rng, sizes, torch_generator
 
 __all__ = [
     "ClassifierConfig",
@@ -54,7 +57,6 @@ __all__ = [
 
 Arch = Literal["gru", "cnn", "transformer"]
 Pooling = Literal["last", "mean"]
-Scale = Literal["smoke", "cpu", "paper"]
 
 
 # --------------------------------------------------------------------------------------
@@ -81,15 +83,6 @@ def _check_two_classes(y: np.ndarray, name: str) -> None:
     counts = np.bincount(y, minlength=2)
     if counts.min() == 0:
         raise DataError(f"{name} holds only one class (counts {counts.tolist()}); it needs both labels")
-
-
-def _resolve_device(device) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device='cuda' was requested but CUDA is not available; use device='cpu'")
-    return device
 
 
 # --------------------------------------------------------------------------------------
@@ -119,8 +112,6 @@ class ClassifierConfig:
         AdamW learning rate and decoupled weight decay.
     patience : int
         Stop after this many epochs without a better validation AUPRC.
-    class_weight : bool
-        Weight positives by ``n_neg / n_pos`` in the training loss.
     grad_clip : float
         Clip the global gradient norm to this value (0 disables).
     bidirectional : bool
@@ -134,8 +125,8 @@ class ClassifierConfig:
 
     Examples
     --------
-    >>> ClassifierConfig.cpu("cnn").arch
-    'cnn'
+    >>> ClassifierConfig.preset("cpu", "cnn").layers
+    3
     """
 
     arch: Arch = "gru"
@@ -147,7 +138,6 @@ class ClassifierConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     patience: int = 5
-    class_weight: bool = False
     grad_clip: float = 1.0
     bidirectional: bool = True
     pooling: Pooling = "last"
@@ -175,35 +165,13 @@ class ClassifierConfig:
             raise ParameterError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads}) for the transformer")
 
     @classmethod
-    def paper(cls, arch: Arch = "gru", **overrides) -> "ClassifierConfig":
-        """The public TarDiff code's guidance GRU (hidden 256, 2 layers, dropout 0.2); GPU sizes."""
-        base = dict(hidden=256, layers=2, dropout=0.2, epochs=100, batch_size=128, lr=1e-3, patience=10)
-        if arch == "transformer":
-            base.update(hidden=128, heads=8)
-        elif arch == "cnn":
-            base.update(hidden=128, layers=4)
-        return cls(arch=arch, **{**base, **overrides})
+    def preset(cls, scale: Scale, arch: Arch = "gru", **overrides) -> "ClassifierConfig":
+        """The sizes of ``arch`` at ``scale`` (:func:`tardiff.presets.sizes`), with ``overrides``.
 
-    @classmethod
-    def cpu(cls, arch: Arch = "gru", **overrides) -> "ClassifierConfig":
-        """Sizes that train in seconds to a minute on one CPU core for a few thousand stays.
-
-        The GRU is narrower (hidden 32) because, as TarDiff's guidance classifier, its double
-        backward is the cost of every guided step: at hidden 64 a guided PhysioNet sample took
-        62 ms on one core against 41 ms at hidden 32, with the same validation AUPRC.
+        At paper scale the GRU is the public TarDiff code's guidance classifier (hidden 256,
+        2 layers, dropout 0.2); cpu sizes train in seconds to a minute on one core.
         """
-        base = dict(hidden=64, layers=2, dropout=0.2, epochs=20, batch_size=256, lr=2e-3, patience=4)
-        if arch == "gru":
-            base.update(hidden=32)
-        elif arch == "cnn":
-            base.update(layers=3)
-        return cls(arch=arch, **{**base, **overrides})
-
-    @classmethod
-    def smoke(cls, arch: Arch = "gru", **overrides) -> "ClassifierConfig":
-        """Tiny sizes for tests and smoke runs (seconds)."""
-        base = dict(hidden=8, layers=2, dropout=0.0, epochs=3, batch_size=64, lr=3e-3, patience=2, heads=2)
-        return cls(arch=arch, **{**base, **overrides})
+        return cls(arch=arch, **{**sizes("classifier", scale, arch), **overrides})
 
 
 # --------------------------------------------------------------------------------------
@@ -402,7 +370,7 @@ def build_network(config: ClassifierConfig, n_features: int) -> nn.Module:
 
     Examples
     --------
-    >>> net = build_network(ClassifierConfig.smoke("cnn"), n_features=3)
+    >>> net = build_network(ClassifierConfig.preset("smoke", "cnn"), n_features=3)
     >>> tuple(net(torch.zeros(2, 10, 3)).shape)
     (2,)
     """
@@ -457,13 +425,25 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
 
-class TimeSeriesClassifier:
+class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
     """A neural classifier of (T, F) series with early stopping on validation AUPRC.
+
+    A scikit-learn estimator: every parameter is set in ``__init__`` and only stored there;
+    ``fit(X, y, X_val, y_val)`` learns the attributes ending in ``_``.
 
     Parameters
     ----------
-    config : ClassifierConfig
-        Architecture and training hyperparameters.
+    config : ClassifierConfig, optional
+        Architecture and training hyperparameters (default ``ClassifierConfig.preset("cpu")``).
+    class_weight : bool
+        Weight positives by ``n_neg / n_pos`` in the training loss.
+    random_state : int
+        Seeds initialisation, dropout (in a forked RNG: the global state is restored) and the
+        batch order (a ``torch.Generator``); the same seed gives the same model.
+    device : str or torch.device
+        "cpu", "cuda" or "auto".
+    progress : bool
+        Show a tqdm bar over epochs.
 
     Attributes
     ----------
@@ -481,23 +461,20 @@ class TimeSeriesClassifier:
     --------
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(200, 12, 3)).astype("float32"); y = (X[:, :, 0].mean(1) > 0).astype(int)
-    >>> clf = TimeSeriesClassifier(ClassifierConfig.smoke("cnn")).fit(X[:150], y[:150], X[150:], y[150:])
+    >>> clf = TimeSeriesClassifier(ClassifierConfig.preset("smoke", "cnn")).fit(X[:150], y[:150], X[150:], y[150:])
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
     """
 
-    def __init__(self, config: ClassifierConfig | None = None) -> None:
-        self.config = config if config is not None else ClassifierConfig.cpu()
+    def __init__(self, config: ClassifierConfig | None = None, *, class_weight: bool = False,
+                 random_state: int = 0, device="cpu", progress: bool = False) -> None:
+        self.config = config
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.device = device
+        self.progress = progress
 
-    def __repr__(self) -> str:
-        return f"TimeSeriesClassifier({self.config!r})"
-
-    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-sample (unweighted) binary cross-entropy with logits; see :func:`per_sample_loss`."""
-        return per_sample_loss(logits, y)
-
-    def fit(self, X, y, X_val=None, y_val=None, *, seed: int = 0, device="cpu",
-            progress: bool = False) -> "TimeSeriesClassifier":
+    def fit(self, X, y, X_val=None, y_val=None) -> "TimeSeriesClassifier":
         """Train with AdamW; keep the epoch with the best validation AUPRC.
 
         Parameters
@@ -506,20 +483,16 @@ class TimeSeriesClassifier:
             Training data (already imputed and standardised).
         X_val, y_val : arrays, optional
             Validation data for early stopping and checkpoint choice. When omitted, a
-            stratified 10% of the training data (seeded by ``seed``) is held out.
-        seed : int
-            Seeds initialisation, dropout (in a forked RNG: the global state is restored) and
-            the batch order (a ``torch.Generator``); the same seed gives the same model.
-        device : str or torch.device
-            "cpu", "cuda" or "auto".
-        progress : bool
-            Show a tqdm bar over epochs.
+            stratified 10% of the training data (seeded by ``random_state``) is held out.
 
         Returns
         -------
         self
         """
-        cfg = self.config
+        cfg = self.config if self.config is not None else ClassifierConfig.preset("cpu")
+        if not isinstance(cfg, ClassifierConfig):
+            raise ParameterError(f"config must be a ClassifierConfig or None, got {type(cfg).__name__}")
+        seed = int(self.random_state)
         X, y = _check_xy(X, y, "X")
         if X_val is None:
             if y_val is not None:
@@ -530,22 +503,20 @@ class TimeSeriesClassifier:
             raise DataError(f"X_val has {X_val.shape[2]} features but X has {X.shape[2]}; use the same features")
         _check_two_classes(y, "the training labels")
         _check_two_classes(y_val, "the validation labels")
-        device = _resolve_device(device)
+        device = resolve_device(self.device)
         n_pos = int(y.sum())
-        self.pos_weight_ = (len(y) - n_pos) / n_pos if cfg.class_weight else 1.0
+        self.pos_weight_ = (len(y) - n_pos) / n_pos if self.class_weight else 1.0
         pos_weight = torch.tensor(self.pos_weight_, dtype=torch.float32, device=device)
 
-        cuda_devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(seed)  # seeds init and dropout; fork_rng restores the global state afterwards
+        with seeded_global_rng(seed, device):  # seeds init and dropout; the global state is restored afterwards
             module = build_network(cfg, X.shape[2]).to(device)
             optimiser = torch.optim.AdamW(module.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-            generator = torch.Generator().manual_seed(seed)
+            generator = torch_generator(seed)
             Xt = torch.from_numpy(X)
             yt = torch.from_numpy(y)
             history = {"train_loss": [], "val_auprc": [], "val_auroc": []}
             best_auprc, best_epoch, best_state, stale = -np.inf, -1, None, 0
-            bar = tqdm(range(cfg.epochs), desc=f"fit {cfg.arch}", disable=not progress, leave=False)
+            bar = tqdm(range(cfg.epochs), desc=f"fit {cfg.arch}", disable=not self.progress, leave=False)
             for epoch in bar:
                 module.train()
                 order = torch.randperm(len(Xt), generator=generator)
@@ -585,6 +556,7 @@ class TimeSeriesClassifier:
         self.best_val_auprc_ = best_auprc
         self.n_features_ = X.shape[2]
         self.device_ = device
+        self.config_ = cfg
         self.classes_ = np.array([0, 1])
         return self
 
@@ -598,7 +570,7 @@ class TimeSeriesClassifier:
         X, _ = _check_xy(X, np.zeros(len(X), dtype=np.int64), "X")
         if X.shape[2] != self.n_features_:
             raise DataError(f"X has {X.shape[2]} features but the classifier was fitted on {self.n_features_}")
-        return _predict_logits(self.module_, X, max(self.config.batch_size, 256), self.device_)
+        return _predict_logits(self.module_, X, max(self.config_.batch_size, 256), self.device_)
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, shape (N, 2), columns (P(y=0), P(y=1)); rows sum to 1."""
@@ -608,9 +580,6 @@ class TimeSeriesClassifier:
     def predict(self, X, threshold: float = 0.5) -> np.ndarray:
         """Hard labels at ``threshold`` on P(y=1)."""
         return (self.predict_proba(X)[:, 1] >= threshold).astype(np.int64)
-
-    def get_params(self, deep: bool = True) -> dict:
-        return {"config": self.config}
 
 
 def _holdout(X: np.ndarray, y: np.ndarray, seed: int):
@@ -683,7 +652,7 @@ def summary_features(X, summaries: tuple[str, ...] = ("mean", "min", "max", "las
     return np.concatenate(out, axis=1).astype(np.float64)
 
 
-class SummaryGBMClassifier:
+class SummaryGBMClassifier(ClassifierMixin, BaseEstimator):
     """HistGradientBoosting on per-feature summaries of the series.
 
     The number of boosting iterations is chosen by validation AUPRC when validation data is
@@ -719,9 +688,6 @@ class SummaryGBMClassifier:
         self.class_weight = class_weight
         self.summaries = tuple(summaries)
 
-    def __repr__(self) -> str:
-        return f"SummaryGBMClassifier(random_state={self.random_state}, max_iter={self.max_iter})"
-
     def _model(self, max_iter: int, seed: int) -> HistGradientBoostingClassifier:
         return HistGradientBoostingClassifier(
             max_iter=max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
@@ -729,17 +695,13 @@ class SummaryGBMClassifier:
             class_weight="balanced" if self.class_weight else None, random_state=seed,
         )
 
-    def fit(self, X, y, X_val=None, y_val=None, seed: int | None = None, device=None,
-            progress: bool = False) -> "SummaryGBMClassifier":
-        """Fit on summaries of ``X``; ``seed`` (if given) overrides ``random_state``.
-
-        ``device`` and ``progress`` are accepted for interface compatibility and ignored.
-        """
+    def fit(self, X, y, X_val=None, y_val=None) -> "SummaryGBMClassifier":
+        """Fit on summaries of ``X``; with validation data, choose the iteration count by its AUPRC."""
         if self.max_iter < 1:
             raise ParameterError(f"max_iter must be a positive integer, got {self.max_iter}")
         X, y = _check_xy(X, y, "X", allow_nan=True)
         _check_two_classes(y, "the training labels")
-        seed = self.random_state if seed is None else seed
+        seed = int(self.random_state)
         feats = summary_features(X, self.summaries)
         model = self._model(self.max_iter, seed).fit(feats, y)
         self.history_ = {"val_auprc": []}
@@ -779,7 +741,8 @@ class SummaryGBMClassifier:
 
 
 def make_classifier(name: Literal["gru", "cnn", "transformer", "gbm"], scale: Scale = "cpu", *,
-                    random_state: int = 0, **overrides):
+                    random_state: int = 0, device="cpu", class_weight: bool = False, progress: bool = False,
+                    **overrides):
     """Build an unfitted classifier by name at a data scale.
 
     Parameters
@@ -787,10 +750,15 @@ def make_classifier(name: Literal["gru", "cnn", "transformer", "gbm"], scale: Sc
     name : {"gru", "cnn", "transformer", "gbm"}
         Model family.
     scale : {"smoke", "cpu", "paper"}
-        Size preset (:meth:`ClassifierConfig.smoke` / ``cpu`` / ``paper``; the GBM uses
-        30 / 300 / 500 boosting iterations).
+        Size preset (:func:`tardiff.presets.sizes`; the GBM uses 30 / 300 / 500 boosting iterations).
     random_state : int
-        GBM seed (the neural models take ``seed`` in ``fit``).
+        Seed of initialisation, dropout, batch order (neural) or boosting (GBM).
+    device : str
+        Where a neural model trains (the GBM runs on the CPU).
+    class_weight : bool
+        Weight the positive class by ``n_neg / n_pos`` (neural) or ``"balanced"`` (GBM).
+    progress : bool
+        Neural models: a progress bar over epochs.
     **overrides
         Replace fields of the config (neural) or keyword arguments (GBM).
 
@@ -798,17 +766,18 @@ def make_classifier(name: Literal["gru", "cnn", "transformer", "gbm"], scale: Sc
     --------
     >>> make_classifier("gru", "smoke").config.hidden
     8
+    >>> make_classifier("gbm", "smoke", class_weight=True).class_weight
+    True
     """
-    if scale not in get_args(Scale):
-        raise ParameterError(f"scale must be one of {get_args(Scale)}, got {scale!r}")
+    check_scale(scale)
     if name == "gbm":
-        iters = {"smoke": 30, "cpu": 300, "paper": 500}[scale]
-        return SummaryGBMClassifier(random_state=random_state, **{"max_iter": iters, **overrides})
+        return SummaryGBMClassifier(random_state=random_state, class_weight=class_weight,
+                                    **{**sizes("gbm", scale), **overrides})
     if name not in get_args(Arch):
         raise ParameterError(f"classifier name must be one of {get_args(Arch) + ('gbm',)}, got {name!r}")
     known = {f.name for f in fields(ClassifierConfig)}
     bad = set(overrides) - known
     if bad:
         raise ParameterError(f"unknown ClassifierConfig fields {sorted(bad)}; valid fields are {sorted(known)}")
-    config = getattr(ClassifierConfig, scale)(name, **overrides)
-    return TimeSeriesClassifier(config)
+    return TimeSeriesClassifier(ClassifierConfig.preset(scale, name, **overrides), class_weight=class_weight,
+                                random_state=random_state, device=device, progress=progress)

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pandas as pd
 
@@ -75,13 +76,12 @@ def _csv(kind):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from tardiff.experiment import ExperimentConfig, Experiment
+    from tardiff.experiment import Experiment, ExperimentConfig
 
-    config = ExperimentConfig(
+    config = ExperimentConfig.from_parameters(
         dataset=args.dataset, task=args.task, data_dir=args.data_dir, scale=args.scale, methods=args.methods,
         seeds=args.seeds, evaluators=args.evaluators, guidance_scale=args.guidance_scale,
-        guidance_set=args.guidance_set, device=args.device, out_dir=args.out or f"runs/{args.dataset}",
-        progress=not args.quiet,
+        guidance_set=args.guidance_set, device=args.device, out_dir=args.out, progress=not args.quiet,
     )
     experiment = Experiment(config)
     experiment.run()
@@ -110,7 +110,9 @@ def cmd_book(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from tardiff.benchmark import run_speed_benchmark, write_result
 
-    device = args.device if args.device != "auto" else ("cuda" if _cuda_available() else "cpu")
+    from tardiff.presets import resolve_device
+
+    device = resolve_device(args.device).type
     config = args.config or ("paper" if device == "cuda" else "cpu")
     result = run_speed_benchmark(config, device=device, repeats=args.repeats)
     path = write_result(result, args.out)
@@ -126,12 +128,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tardiff", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,27 +141,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the machine-readable summary")
     p.set_defaults(func=cmd_data)
 
-    from tardiff.experiment import EVALUATORS, METHODS
+    from tardiff import registry
+    from tardiff.experiment import METHODS
+    from tardiff.guidance import GuidanceSet
+    from tardiff.presets import DEFAULT_GUIDANCE_SCALE, DEVICES, EXPERIMENTS, SCALES
+
+    def defaults(field: str) -> str:
+        return "; ".join(f"{scale} {','.join(map(str, getattr(EXPERIMENTS[scale], field)))}" for scale in SCALES)
 
     p = sub.add_parser("run", help="run one dataset's comparison and write results.json and summary.csv")
     _add_data_args(p)
-    p.add_argument("--scale", choices=("smoke", "cpu", "paper"), default="cpu",
+    p.add_argument("--scale", choices=SCALES, default="cpu",
                    help="smoke: seconds (tests); cpu: minutes on a laptop (default); paper: the papers' sizes, GPU")
-    p.add_argument("--methods", type=_csv(str), default=METHODS, help=f"comma-separated subset of {','.join(METHODS)}")
-    p.add_argument("--seeds", type=_csv(int), default=None,
-                   help="comma-separated seeds (default: smoke 0; cpu 0,1,2; paper 0-4)")
+    p.add_argument("--methods", type=_csv(str), default=METHODS,
+                   help=f"comma-separated subset of {','.join(registry.method_names())} (default "
+                        f"{','.join(METHODS)}; the controls {','.join(registry.method_names('control'))} "
+                        "join real automatically)")
+    p.add_argument("--seeds", type=_csv(int), default=None, help=f"comma-separated seeds (default: {defaults('seeds')})")
     p.add_argument("--evaluators", type=_csv(str), default=None,
-                   help=f"downstream classifiers that judge each method, from {','.join(EVALUATORS)} "
-                        "(default: smoke and cpu cnn; paper cnn,gru)")
-    p.add_argument("--guidance-scale", type=float, default=100.0, help="TarDiff's w (the paper uses 100)")
-    p.add_argument("--guidance-set", choices=("val", "train", "minority"), default="val")
+                   help=f"downstream classifiers that judge each method, from {','.join(registry.evaluator_names())} "
+                        f"(default: {defaults('evaluators')})")
+    p.add_argument("--guidance-scale", type=float, default=DEFAULT_GUIDANCE_SCALE,
+                   help=f"TarDiff's w (the paper uses {DEFAULT_GUIDANCE_SCALE:g})")
+    p.add_argument("--guidance-set", choices=get_args(GuidanceSet), default="val")
     p.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("book", help="execute the notebooks with papermill and build the book into _build/html")
-    p.add_argument("--scale", choices=("smoke", "cpu", "paper"), default="cpu")
+    p.add_argument("--scale", choices=SCALES, default="cpu")
     p.add_argument("--data-dir", default=None,
                    help="folder with one sub-folder per dataset (default $TARDIFF_DATA_DIR, else data/)")
     p.add_argument("--only", type=_csv(str), default=None, help="comma-separated runs to (re-)execute; others are kept")
@@ -178,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time training, unguided vs guided sampling and G; write JSON")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--config", choices=("smoke", "cpu", "paper"), default=None,
+    p.add_argument("--config", choices=SCALES, default=None,
                    help="model sizes (default: paper on a GPU, cpu otherwise)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="benchmarks/results", help="folder for the JSON result")
     p.set_defaults(func=cmd_bench)

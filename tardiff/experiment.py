@@ -1,6 +1,6 @@
 """One dataset's whole comparison, from a config, with an artifact cache.
 
-:func:`run_experiment` loads and prepares the cohort (split, train-only imputation and
+:class:`Experiment` loads and prepares the cohort (split, train-only imputation and
 scaling), trains each generator once per seed on the training split, generates its
 synthetic sets, trains the evaluation classifiers on every protocol's training set
 (checkpoints chosen on the real validation split) and scores them on the untouched test
@@ -17,62 +17,37 @@ checkpoint choice.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 import tardiff
+from tardiff import registry
 from tardiff.data import PreparedCohort, load_cohort, prepare
 from tardiff.data.cache import atomic_path, hash_key, write_json
 from tardiff.errors import ParameterError
-from tardiff.evaluation.protocols import ALPHAS, METHOD_PROTOCOLS, SyntheticSets, TrainingSet, training_sets
+from tardiff.evaluation.protocols import SyntheticSets, TrainingSet, training_sets
 from tardiff.evaluation.utility import bootstrap_ci, choose_threshold, summarise_over_seeds, utility_metrics
+from tardiff.guidance import GuidanceOptions, GuidanceSet
+from tardiff.presets import (
+    DEFAULT_GUIDANCE_SCALE,
+    DEVICES,
+    ExperimentPreset,
+    Scale,
+    check_scale,
+    experiment_preset,
+    resolve_device,
+)
 
-Scale = Literal["smoke", "cpu", "paper"]
-GuidanceSet = Literal["val", "train", "minority"]
-METHODS = ("real", "smote", "mcrage", "unguided", "tardiff")
-CONTROLS = ("real_cw", "ros")
-EVALUATORS = ("cnn", "gru", "gbm")
-
-
-@dataclass(frozen=True)
-class ScalePreset:
-    """Sizes that make a run take seconds (smoke), minutes on a laptop (cpu) or a GPU (paper).
-
-    The cpu preset is sized so that the whole book (four datasets, three seeds each, plus the
-    tutorials) builds in well under half an hour on two CPU cores; its test splits are small
-    (120 to 150 stays), so its numbers carry wide intervals. The paper preset is the papers' setup.
-    """
-
-    max_stays: int | None  # stratified subsample of the cohort before splitting (None: all)
-    simulated_n: int  # cohort size of the simulated dataset
-    alphas: tuple[float, ...]
-    bootstrap: int  # bootstrap resamples for the test-set CIs
-    seeds: tuple[int, ...]  # default seeds (spread over seeds is reported)
-    evaluators: tuple[str, ...]  # default downstream classifiers (the first one is the main one)
-    sweep_scales: tuple[float, ...]  # default guidance scales of the sweep (w = 0 and a negative w included)
-    embedding_samples: int  # stays per set in the PCA / t-SNE pictures
-
-
-PRESETS: dict[str, ScalePreset] = {
-    "smoke": ScalePreset(max_stays=300, simulated_n=300, alphas=(0.5, 1.0), bootstrap=50, seeds=(0,),
-                         evaluators=("cnn",), sweep_scales=(-100.0, 0.0, 100.0), embedding_samples=150),
-    # The CNN judges every method at cpu scale: a different architecture from the guidance GRU,
-    # so TarDiff is not scored by the model that steered it (the paper uses TimesNet).
-    "cpu": ScalePreset(max_stays=1200, simulated_n=1500, alphas=(0.5, 1.0), bootstrap=200, seeds=(0, 1, 2),
-                       evaluators=("cnn",), sweep_scales=(-100.0, 0.0, 100.0, 1000.0), embedding_samples=300),
-    "paper": ScalePreset(max_stays=None, simulated_n=10000, alphas=ALPHAS, bootstrap=1000, seeds=(0, 1, 2, 3, 4),
-                         evaluators=("cnn", "gru"), sweep_scales=(-100.0, 0.0, 10.0, 100.0, 1000.0),
-                         embedding_samples=2000),
-}
+#: The methods a run compares by default: the reference, the baselines and TarDiff (the
+#: controls join the reference automatically, see :meth:`ExperimentConfig.all_methods`).
+METHODS = tuple(m.name for m in registry.methods() if m.role != "control")
 
 
 @dataclass
@@ -95,7 +70,7 @@ class ExperimentConfig:
     seeds: tuple[int, ...] | None = None  # None: the scale's default seeds
     split_seed: int = 0
     evaluators: tuple[str, ...] | None = None  # None: the scale's default evaluators
-    guidance_scale: float = 100.0
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
     guidance_set: GuidanceSet = "val"
     evaluate_at: Literal["x_t", "x0_hat"] = "x_t"
     similarity: Literal["dot", "cosine"] = "dot"
@@ -105,41 +80,89 @@ class ExperimentConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        check_scale(self.scale)
+        preset = experiment_preset(self.scale)
         self.methods = tuple(self.methods)
-        _check_choice("scale", self.scale, get_args(Scale))
-        self.seeds = tuple(int(s) for s in (PRESETS[self.scale].seeds if self.seeds is None else self.seeds))
-        self.evaluators = tuple(PRESETS[self.scale].evaluators if self.evaluators is None else self.evaluators)
-        _check_choice("guidance_set", self.guidance_set, get_args(GuidanceSet))
-        _check_choice("evaluate_at", self.evaluate_at, ("x_t", "x0_hat"))
-        _check_choice("similarity", self.similarity, ("dot", "cosine"))
-        _check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        self.seeds = tuple(int(s) for s in (preset.seeds if self.seeds is None else self.seeds))
+        self.evaluators = tuple(preset.evaluators if self.evaluators is None else self.evaluators)
         for m in self.methods:
-            _check_choice("method", m, METHODS)
+            registry.method(m)  # a one-line error naming the registered methods
         for e in self.evaluators:
-            _check_choice("evaluator", e, EVALUATORS)
+            registry.evaluator(e)
+        self.guidance  # checks w, the guidance set, evaluate_at and similarity
+        _check_choice("device", self.device, DEVICES)
         if not self.methods:
-            raise ParameterError("methods is empty; pass at least one of " + ",".join(METHODS))
+            raise ParameterError("methods is empty; pass at least one of " + ",".join(registry.method_names()))
         if not self.evaluators:
-            raise ParameterError("evaluators is empty; pass at least one of " + ",".join(EVALUATORS))
+            raise ParameterError("evaluators is empty; pass at least one of " + ",".join(registry.evaluator_names()))
         if not self.seeds:
             raise ParameterError("seeds is empty; pass at least one seed, e.g. --seeds 0")
-        if not np.isfinite(self.guidance_scale):
-            raise ParameterError(f"guidance_scale must be a finite number, got {self.guidance_scale}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ParameterError("device='cuda' was asked for but torch sees no CUDA device; use --device cpu or auto")
+        resolve_device(self.device)  # 'cuda' without a CUDA device fails here, before any work
+
+    @classmethod
+    def from_parameters(cls, *, methods: str | Sequence[str] | None = None, seeds: str | Sequence[int] | None = None,
+                        evaluators: str | Sequence[str] | None = None, out_dir: str | None = None,
+                        **params) -> "ExperimentConfig":
+        """A config from CLI options or notebook parameters: lists may be comma-separated strings.
+
+        ``None`` keeps the default (the scale's seeds and evaluators, every method, ``runs/<dataset>``).
+
+        Examples
+        --------
+        >>> ExperimentConfig.from_parameters(dataset="simulated", scale="smoke", methods="real, smote",
+        ...                                  seeds="0,2").seeds
+        (0, 2)
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ParameterError(f"unknown experiment parameters {unknown}; valid ones are {sorted(known)}")
+        if methods is not None:
+            params["methods"] = split_list(methods)
+        if evaluators is not None:
+            params["evaluators"] = split_list(evaluators)
+        if seeds is not None:
+            try:
+                params["seeds"] = tuple(int(s) for s in split_list(seeds))
+            except ValueError:
+                raise ParameterError(f"seeds must be comma-separated integers, e.g. 0,1,2; got {seeds!r}") from None
+        if "guidance_scale" in params:
+            try:
+                params["guidance_scale"] = float(params["guidance_scale"])
+            except (TypeError, ValueError):
+                raise ParameterError(f"guidance_scale must be a number; got {params['guidance_scale']!r}") from None
+        params["out_dir"] = out_dir or f"runs/{params.get('dataset', cls.dataset)}"
+        return cls(**params)
 
     @property
-    def preset(self) -> ScalePreset:
-        return PRESETS[self.scale]
+    def preset(self) -> ExperimentPreset:
+        return experiment_preset(self.scale)
+
+    @property
+    def guidance(self) -> GuidanceOptions:
+        """TarDiff's guidance settings of this run."""
+        return GuidanceOptions(guidance_scale=self.guidance_scale, guidance_set=self.guidance_set,
+                               evaluate_at=self.evaluate_at, similarity=self.similarity)
 
     def resolved_device(self) -> str:
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
+        return str(resolve_device(self.device))
 
     def all_methods(self) -> tuple[str, ...]:
-        extra = CONTROLS if (self.controls and "real" in self.methods) else ()
-        return self.methods + extra
+        """The methods to run: the chosen ones, plus the controls when the reference is among them."""
+        extra = registry.method_names("control") if (self.controls and "real" in self.methods) else ()
+        return self.methods + tuple(m for m in extra if m not in self.methods)
+
+
+def split_list(value: str | Sequence) -> tuple[str, ...]:
+    """``"a, b"`` or ``["a", "b"]`` -> ``("a", "b")`` (empty items dropped).
+
+    Examples
+    --------
+    >>> split_list("real, smote,")
+    ('real', 'smote')
+    """
+    items = str(value).split(",") if isinstance(value, str) else value
+    return tuple(str(v).strip() for v in items if str(v).strip())
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -223,56 +246,50 @@ class Experiment:
     def generator(self, method: str, seed: int, *, guidance_scale: float | None = None):
         """A fitted sampler of ``method`` for ``seed`` (trained on the training split only).
 
-        ``guidance_scale`` overrides the config's w for TarDiff (the guidance sweep)."""
-        from tardiff import samplers
-
-        cfg, p = self.config, self.prepared
-        common = dict(random_state=seed)
-        if method == "ros":
-            sampler = samplers.RandomOverSampler(**common)
-        elif method == "smote":
-            sampler = samplers.SMOTESampler(**common)
-        elif method == "mcrage":
-            sampler = samplers.MCRAGESampler(scale=cfg.scale, device=self.device, progress=cfg.progress, **common)
-        elif method in ("unguided", "tardiff"):
-            denoiser = self.denoiser(seed)
-            kwargs = dict(scale=cfg.scale, device=self.device, progress=cfg.progress, denoiser=denoiser, **common)
-            if method == "unguided":
-                sampler = samplers.UnguidedDiffusionSampler(**kwargs)
-            else:
-                Xg, yg, gid = guidance_data(p, cfg.guidance_set)
-                self.ledger.record("guidance set", gid)
-                sampler = samplers.TarDiffSampler(
-                    guidance_scale=cfg.guidance_scale if guidance_scale is None else guidance_scale,
-                    guidance_set=(Xg, yg), classifier=self.guidance_classifier(seed),
-                    evaluate_at=cfg.evaluate_at, similarity=cfg.similarity, **kwargs,
-                )
-        else:  # pragma: no cover - guarded by the config
-            raise ParameterError(f"unknown method {method!r}")
+        The registry's factory builds it; ``guidance_scale`` overrides the config's w (the sweep)."""
+        entry = registry.method(method)
+        if entry.factory is None:
+            raise ParameterError(f"method {method!r} trains on real data only and has no generator")
+        p = self.prepared
+        context = registry.MethodContext(
+            seed=seed, scale=self.config.scale, device=self.device, progress=self.config.progress,
+            guidance=self._guidance(guidance_scale), denoiser=lambda: self.denoiser(seed),
+            guidance_classifier=lambda: self.guidance_classifier(seed), guidance_set=self._guidance_set,
+        )
+        sampler = entry.factory(context)
         self.ledger.record(f"{method} generator", p.ids["train"])
         return sampler.fit(p.X_train, p.y_train)
 
+    def _guidance(self, guidance_scale: float | None = None) -> GuidanceOptions:
+        options = self.config.guidance
+        return options if guidance_scale is None else options.with_scale(guidance_scale)
+
+    def _guidance_set(self) -> tuple[np.ndarray, np.ndarray]:
+        Xg, yg, gid = guidance_data(self.prepared, self.config.guidance_set)
+        self.ledger.record("guidance set", gid)
+        return Xg, yg
+
     def denoiser(self, seed: int):
-        """The label-conditional UNet for ``seed``, trained once and shared (checkpointed, resumable)."""
-        from tardiff.diffusion import GaussianDiffusion, TrainConfig, UNet1D, UNetConfig, beta_schedule, train_diffusion
+        """The label-conditional UNet for ``seed``: the unguided sampler's, trained once and shared
+        by the unguided and every TarDiff sampler (checkpointed, resumable)."""
+        from tardiff.diffusion import TrainConfig, UNetConfig
+        from tardiff.samplers import UnguidedDiffusionSampler
 
         key = ("denoiser", seed)
         if key in self._memo:
             return self._memo[key]
         scale = self.config.scale
-        unet_cfg, train_cfg = getattr(UNetConfig, scale)(), getattr(TrainConfig, scale)()
+        unet_cfg, train_cfg = UNetConfig.preset(scale), TrainConfig.preset(scale)
         path = self.cache / f"denoiser-{hash_key(self.data_key, asdict(unet_cfg), asdict(train_cfg), seed)}.pt"
-        model = UNet1D(unet_cfg, n_features=self.prepared.X_train.shape[2], seed=seed)
-        process = GaussianDiffusion(beta_schedule("sqrt_linear", 200))
         start = time.perf_counter()
-        result = train_diffusion(
-            model, process, self.prepared.X_train, self.prepared.y_train, train_cfg, seed=seed,
-            device=self.device, checkpoint_path=path, progress=self.config.progress,
-        )
+        sampler = UnguidedDiffusionSampler(scale=scale, unet_config=unet_cfg, train_config=train_cfg,
+                                           random_state=seed, device=self.device, progress=self.config.progress,
+                                           checkpoint_path=path)
+        sampler.fit(self.prepared.X_train, self.prepared.y_train)
         self.timings[f"denoiser_train_s_seed{seed}"] = time.perf_counter() - start
         self.ledger.record("denoiser training", self.prepared.ids["train"])
-        self._memo[key] = result.model
-        return result.model
+        self._memo[key] = sampler.denoiser_
+        return sampler.denoiser_
 
     def guidance_classifier(self, seed: int):
         """The GRU TarDiff differentiates: fit on the training split, checkpoint chosen on validation."""
@@ -281,8 +298,8 @@ class Experiment:
         key = ("guidance_classifier", seed)
         if key not in self._memo:
             p = self.prepared
-            clf = make_classifier("gru", self.config.scale)
-            clf.fit(p.X_train, p.y_train, p.X_val, p.y_val, seed=seed, device=self.device)
+            clf = make_classifier("gru", self.config.scale, random_state=seed, device=self.device)
+            clf.fit(p.X_train, p.y_train, p.X_val, p.y_val)
             self.ledger.record("guidance classifier", np.concatenate([p.ids["train"], p.ids["val"]]))
             self._memo[key] = clf
         return self._memo[key]
@@ -301,7 +318,7 @@ class Experiment:
         counts = np.bincount(p.y_train, minlength=2)
         minority = int(np.argmin(counts))
         arrays = {}
-        if any(proto in METHOD_PROTOCOLS[method] for proto in ("tstr", "tsrtr")):
+        if registry.method(method).needs_pool:
             pool = [sampler.sample(int(counts[c]), c) for c in (0, 1)]
             arrays["pool_X"] = np.concatenate(pool)
             arrays["pool_y"] = np.repeat([0, 1], counts)
@@ -316,11 +333,9 @@ class Experiment:
 
     def _guidance_key(self, method: str, guidance_scale: float | None = None):
         """What of the guidance options determines ``method``'s synthetic data (None: nothing)."""
-        if method != "tardiff":
+        if not registry.method(method).uses_guidance:
             return None
-        cfg = self.config
-        w = cfg.guidance_scale if guidance_scale is None else guidance_scale
-        return (w, cfg.guidance_set, cfg.evaluate_at, cfg.similarity)
+        return self._guidance(guidance_scale).key()
 
     def tardiff_pool(self, seed: int, *, guidance_scale: float) -> tuple[np.ndarray, np.ndarray]:
         """A TarDiff pool (training size, real class ratio) at guidance scale ``w``, cached.
@@ -372,15 +387,14 @@ class Experiment:
         return X, y, record
 
     def evaluate(self, train_set, evaluator: str, seed: int, method: str) -> dict:
-        """Fit ``evaluator`` on ``train_set`` (checkpoint on val AUPRC), score it on test."""
-        from tardiff.classifiers import make_classifier
+        """Fit ``evaluator`` on ``train_set`` (checkpoint on val AUPRC), score it on test.
 
+        Every evaluator is built alike, from the registry; the method decides the class weighting."""
         p = self.prepared
-        clf = make_classifier(evaluator, self.config.scale)
-        if method == "real_cw" and hasattr(clf, "config"):
-            clf.config = dataclasses.replace(clf.config, class_weight=True)
+        clf = registry.evaluator(evaluator).factory(self.config.scale, random_state=seed, device=self.device,
+                                                    class_weight=registry.method(method).class_weight)
         start = time.perf_counter()
-        clf.fit(train_set.X, train_set.y, p.X_val, p.y_val, seed=seed, **({} if evaluator == "gbm" else {"device": self.device}))
+        clf.fit(train_set.X, train_set.y, p.X_val, p.y_val)
         fit_s = time.perf_counter() - start
         self.ledger.record("checkpoint selection", p.ids["val"])
         threshold = choose_threshold(p.y_val, clf.predict_proba(p.X_val)[:, 1])
@@ -401,7 +415,8 @@ class Experiment:
         bar = tqdm(jobs, desc=f"{cfg.dataset}: methods x seeds", disable=not cfg.progress)
         for method, seed in bar:
             bar.set_postfix_str(f"{method} seed {seed}")
-            synthetic = None if method in ("real", "real_cw") else self.synthetic_sets(method, seed)
+            needs_generator = registry.method(method).factory is not None
+            synthetic = self.synthetic_sets(method, seed) if needs_generator else None
             for train_set in training_sets(method, p.X_train, p.y_train, synthetic, cfg.preset.alphas):
                 records += self._evaluated(method, seed, train_set)
         self.ledger.check_untouched(p.ids["test"])
@@ -427,7 +442,7 @@ class Experiment:
             record = {
                 "dataset": cfg.dataset, "task": self.prepared.cohort.task, "method": method,
                 "protocol": train_set.protocol, "alpha": train_set.alpha, "seed": seed, "evaluator": evaluator,
-                "scale": cfg.scale, "guidance_scale": w if method == "tardiff" else None,
+                "scale": cfg.scale, "guidance_scale": w if registry.method(method).uses_guidance else None,
                 **self.evaluate(train_set, evaluator, seed, method),
             }
             write_json(path, record)
@@ -465,8 +480,3 @@ def summarise(records: list[dict]) -> pd.DataFrame:
     out = summarise_over_seeds(df, groups, ["auprc", "auroc", "minority_f1", "brier"])
     out["alpha"] = out["alpha"].replace(-1.0, np.nan)
     return out
-
-
-def run_experiment(config: ExperimentConfig) -> list[dict]:
-    """Convenience: ``Experiment(config).run()``."""
-    return Experiment(config).run()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from dataclasses import asdict, dataclass
 from typing import Iterator, Literal, get_args
 
 import numpy as np
@@ -32,11 +33,64 @@ from tqdm import tqdm
 
 from tardiff.classifiers import per_sample_loss
 from tardiff.errors import DataError, ParameterError
+from tardiff.presets import DEFAULT_GUIDANCE_SCALE
 
-__all__ = ["guidance_vector", "influence_scores", "InfluenceGuidance", "trainable_parameters"]
+__all__ = ["GuidanceOptions", "guidance_vector", "influence_scores", "InfluenceGuidance", "trainable_parameters"]
 
 EvaluateAt = Literal["x_t", "x0_hat"]
 Similarity = Literal["dot", "cosine"]
+GuidanceSet = Literal["val", "train", "minority"]
+
+
+@dataclass(frozen=True)
+class GuidanceOptions:
+    """TarDiff's guidance settings: everything about the guidance that changes the synthetic data.
+
+    Parameters
+    ----------
+    guidance_scale : float
+        ``w`` of the guided mean ``mu + w grad_x s`` (the paper: 100).
+    guidance_set : {"val", "train", "minority"}
+        What ``G`` averages over: the validation split (paper), the training split (public
+        code) or the validation split's minority class (paper Table 5).
+    evaluate_at : {"x_t", "x0_hat"}
+        Score the noisy sample (paper) or the denoiser's clean estimate (public code).
+    similarity : {"dot", "cosine"}
+        Influence as a dot product (paper) or a cosine (public code option).
+
+    Examples
+    --------
+    >>> GuidanceOptions(guidance_scale=10).with_scale(0).guidance_scale
+    0.0
+    """
+
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
+    guidance_set: GuidanceSet = "val"
+    evaluate_at: EvaluateAt = "x_t"
+    similarity: Similarity = "dot"
+
+    def __post_init__(self) -> None:
+        w = self.guidance_scale
+        if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) or not np.isfinite(w):
+            raise ParameterError(f"guidance_scale must be a finite number, got {w!r}")
+        object.__setattr__(self, "guidance_scale", float(w))
+        for name, choices in (("guidance_set", GuidanceSet), ("evaluate_at", EvaluateAt), ("similarity", Similarity)):
+            if getattr(self, name) not in get_args(choices):
+                raise ParameterError(f"{name} must be one of {', '.join(get_args(choices))}; "
+                                     f"got {getattr(self, name)!r}")
+
+    def with_scale(self, guidance_scale: float) -> "GuidanceOptions":
+        """The same options at another ``w`` (the guidance sweep)."""
+        return GuidanceOptions(**{**asdict(self), "guidance_scale": float(guidance_scale)})
+
+    def sampler_params(self) -> dict:
+        """Keyword arguments of :class:`tardiff.samplers.TarDiffSampler` (the guidance set is data)."""
+        return {"guidance_scale": self.guidance_scale, "evaluate_at": self.evaluate_at,
+                "similarity": self.similarity}
+
+    def key(self) -> tuple:
+        """What joins the cache key of data generated under these options."""
+        return (self.guidance_scale, self.guidance_set, self.evaluate_at, self.similarity)
 
 
 # --------------------------------------------------------------------------------------
@@ -253,14 +307,14 @@ def _cosine_scores(loss, params, tangents, x, y, chunk_size=None):
 class InfluenceGuidance:
     """The guidance term ``w * grad_x s(x, y)`` of TarDiff, as a sampler ``cond_fn``.
 
-    ``cond_fn(x_t, t, y, x0_hat=None)`` returns ``scale * grad_x s`` for every sample of the
+    ``cond_fn(x_t, t, y, x0_hat=None)`` returns ``guidance_scale * grad_x s`` for every sample of the
     batch, the term added to the posterior mean in the guided reverse step
     ``mu~ = mu_theta(x_t, y, t) + w * grad_x s(x, y)`` of the TarDiff paper.
 
     Sign: one SGD step with the candidate added, ``phi' = phi - eta * grad_phi l(x, y)``,
     changes the guidance loss by ``L_g(phi') - L_g(phi) ~= -eta * G . grad_phi l(x, y) =
-    -eta * s(x, y)``; so ``scale > 0`` moves samples toward larger ``s``, i.e. toward samples
-    whose addition LOWERS the guidance loss, and ``scale < 0`` toward samples that would raise
+    -eta * s(x, y)``; so ``guidance_scale > 0`` moves samples toward larger ``s``, i.e. toward
+    samples whose addition LOWERS the guidance loss, and ``guidance_scale < 0`` toward samples that would raise
     it. (The paper's Eq. 21 has the opposite sign; its public code maximises ``s``.)
 
     Exactness: for ``similarity="dot"`` one double backward over the batch-summed loss gives
@@ -280,7 +334,7 @@ class InfluenceGuidance:
         The trained classifier, (B, T, F) -> (B,) logits.
     G : torch.Tensor
         The guidance vector from :func:`guidance_vector` on this module.
-    scale : float
+    guidance_scale : float
         The guidance scale ``w`` (any real number; 0 disables the guidance).
     evaluate_at : {"x_t", "x0_hat"}
         Evaluate ``s`` at the noisy ``x_t`` (paper, default) or at the denoiser's clean
@@ -295,22 +349,22 @@ class InfluenceGuidance:
     --------
     >>> net = nn.Sequential(nn.Flatten(), nn.Linear(6, 1), nn.Flatten(0))
     >>> X, y = torch.randn(4, 3, 2), torch.tensor([0, 1, 0, 1])
-    >>> cond_fn = InfluenceGuidance(net, guidance_vector(net, X, y), scale=100.0)
+    >>> cond_fn = InfluenceGuidance(net, guidance_vector(net, X, y), guidance_scale=100.0)
     >>> cond_fn(X, torch.zeros(4, dtype=torch.long), y).shape
     torch.Size([4, 3, 2])
     """
 
-    def __init__(self, module: nn.Module, G: torch.Tensor, scale: float, evaluate_at: EvaluateAt = "x_t",
+    def __init__(self, module: nn.Module, G: torch.Tensor, guidance_scale: float, evaluate_at: EvaluateAt = "x_t",
                  similarity: Similarity = "dot", chunk_size: int | None = None) -> None:
         if evaluate_at not in get_args(EvaluateAt):
             raise ParameterError(f"evaluate_at must be one of {get_args(EvaluateAt)}, got {evaluate_at!r}")
         if similarity not in get_args(Similarity):
             raise ParameterError(f"similarity must be one of {get_args(Similarity)}, got {similarity!r}")
-        scale = float(scale)
-        if not np.isfinite(scale):
-            raise ParameterError(f"scale must be a finite number, got {scale}")
+        guidance_scale = float(guidance_scale)
+        if not np.isfinite(guidance_scale):
+            raise ParameterError(f"guidance_scale must be a finite number, got {guidance_scale}")
         self.module = module
-        self.scale = scale
+        self.guidance_scale = guidance_scale
         self.evaluate_at = evaluate_at
         self.similarity = similarity
         self.chunk_size = chunk_size
@@ -320,7 +374,7 @@ class InfluenceGuidance:
             _norm(self._tangents)
 
     def __repr__(self) -> str:
-        return (f"InfluenceGuidance(scale={self.scale}, evaluate_at={self.evaluate_at!r}, "
+        return (f"InfluenceGuidance(guidance_scale={self.guidance_scale}, evaluate_at={self.evaluate_at!r}, "
                 f"similarity={self.similarity!r})")
 
     def grad_score(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -346,18 +400,9 @@ class InfluenceGuidance:
             per_sample = grad(lambda xi, yi: _cosine_one(loss, params, self._tangents, g_norm, xi, yi))
             return vmap(per_sample, chunk_size=self.chunk_size)(x, y)
 
-    def score(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-sample influence score ``s(x, y)`` (dot or cosine as configured), no gradient."""
-        device, dtype = _module_device_dtype(self.module)
-        x = x.detach().to(device=device, dtype=dtype)
-        y = torch.as_tensor(y, device=device).long().expand(x.shape[0])
-        return torch.from_numpy(
-            influence_scores(self.module, self.G, x, y, batch_size=max(len(x), 1), similarity=self.similarity)
-        ).to(device)
-
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor,
                  x0_hat: torch.Tensor | None = None) -> torch.Tensor:
-        """Return ``scale * grad_x s`` with the shape and dtype of ``x_t``.
+        """Return ``guidance_scale * grad_x s`` with the shape and dtype of ``x_t``.
 
         ``t`` is accepted for the sampler's ``cond_fn`` signature and unused (the classifier
         is not time-conditioned). With ``evaluate_at="x0_hat"``, ``x0_hat`` is required and
@@ -371,11 +416,11 @@ class InfluenceGuidance:
             point = x_t
         if point.shape != x_t.shape:
             raise DataError(f"x0_hat has shape {tuple(point.shape)} but x_t has {tuple(x_t.shape)}")
-        if self.scale == 0.0:
+        if self.guidance_scale == 0.0:
             return torch.zeros_like(x_t)
         grad_x = self.grad_score(point, y)
         # the guided mean of the TarDiff paper: mu~ = mu + w * grad_x s(x, y)
-        return (self.scale * grad_x).to(device=x_t.device, dtype=x_t.dtype)
+        return (self.guidance_scale * grad_x).to(device=x_t.device, dtype=x_t.dtype)
 
 
 # --------------------------------------------------------------------------------------

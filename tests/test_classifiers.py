@@ -52,7 +52,7 @@ def test_cell_gru_matches_torch_gru(bidirectional):
 
 def test_gru_double_backward_on_cpu():
     torch.manual_seed(0)
-    net = build_network(ClassifierConfig.smoke("gru"), n_features=3).eval()
+    net = build_network(ClassifierConfig.preset("smoke", "gru"), n_features=3).eval()
     x = torch.randn(4, 7, 3, requires_grad=True)
     loss = per_sample_loss(net(x), torch.tensor([0, 1, 1, 0])).sum()
     params = list(net.parameters())
@@ -64,7 +64,7 @@ def test_gru_double_backward_on_cpu():
 
 @pytest.mark.parametrize("arch", ["gru", "cnn", "transformer"])
 def test_networks_map_batches_to_logits_for_any_length(arch):
-    net = build_network(ClassifierConfig.smoke(arch), n_features=4)
+    net = build_network(ClassifierConfig.preset("smoke", arch), n_features=4)
     for steps in (5, 13):
         assert net(torch.zeros(3, steps, 4)).shape == (3,)
 
@@ -74,8 +74,8 @@ def test_fit_reaches_high_auroc_and_checkpoints_best_val_auprc(arch):
     X, y = easy_data(300, seed=1)
     Xv, yv = easy_data(80, seed=2)
     Xt, yt = easy_data(200, seed=3)
-    cfg = ClassifierConfig.smoke(arch, epochs=6, patience=3)
-    clf = TimeSeriesClassifier(cfg).fit(X, y, Xv, yv, seed=0)
+    cfg = ClassifierConfig.preset("smoke", arch, epochs=6, patience=3)
+    clf = TimeSeriesClassifier(cfg, random_state=0).fit(X, y, Xv, yv)
     auprc = clf.history_["val_auprc"]
     assert len(auprc) == len(clf.history_["train_loss"]) >= 1
     assert int(np.argmax(auprc)) == clf.best_epoch_
@@ -88,7 +88,7 @@ def test_fit_reaches_high_auroc_and_checkpoints_best_val_auprc(arch):
 def test_early_stopping_stops_after_patience():
     X, y = easy_data(120, seed=4, shift=0.0)  # nothing to learn: validation AUPRC stalls
     Xv, yv = easy_data(60, seed=5, shift=0.0)
-    clf = TimeSeriesClassifier(ClassifierConfig.smoke("cnn", epochs=40, patience=2)).fit(X, y, Xv, yv, seed=0)
+    clf = TimeSeriesClassifier(ClassifierConfig.preset("smoke", "cnn", epochs=40, patience=2), random_state=0).fit(X, y, Xv, yv)
     n = len(clf.history_["val_auprc"])
     assert n < 40 and n - 1 - clf.best_epoch_ == 2
 
@@ -97,11 +97,11 @@ def test_predict_proba_rows_sum_to_one_and_determinism_under_seed():
     X, y = easy_data(150, seed=6)
     Xv, yv = easy_data(50, seed=7)
     state = torch.random.get_rng_state()
-    cfg = ClassifierConfig.smoke("gru", epochs=2, dropout=0.2)
-    p1 = TimeSeriesClassifier(cfg).fit(X, y, Xv, yv, seed=3).predict_proba(Xv)
+    cfg = ClassifierConfig.preset("smoke", "gru", epochs=2, dropout=0.2)
+    p1 = TimeSeriesClassifier(cfg, random_state=3).fit(X, y, Xv, yv).predict_proba(Xv)
     assert torch.equal(state, torch.random.get_rng_state())  # global RNG left untouched
-    p2 = TimeSeriesClassifier(cfg).fit(X, y, Xv, yv, seed=3).predict_proba(Xv)
-    p3 = TimeSeriesClassifier(cfg).fit(X, y, Xv, yv, seed=4).predict_proba(Xv)
+    p2 = TimeSeriesClassifier(cfg, random_state=3).fit(X, y, Xv, yv).predict_proba(Xv)
+    p3 = TimeSeriesClassifier(cfg, random_state=4).fit(X, y, Xv, yv).predict_proba(Xv)
     assert p1.shape == (50, 2)
     np.testing.assert_allclose(p1.sum(axis=1), 1.0, atol=1e-12)
     assert ((p1 >= 0) & (p1 <= 1)).all()
@@ -111,11 +111,12 @@ def test_predict_proba_rows_sum_to_one_and_determinism_under_seed():
 
 def test_class_weight_and_holdout_validation():
     X, y = easy_data(100, seed=8)
-    cfg = ClassifierConfig.smoke("cnn", epochs=1, class_weight=True)
-    clf = TimeSeriesClassifier(cfg).fit(X, y, X, y, seed=0)
+    cfg = ClassifierConfig.preset("smoke", "cnn", epochs=1)
+    clf = TimeSeriesClassifier(cfg, class_weight=True, random_state=0).fit(X, y, X, y)
     n_pos = int(y.sum())
     assert clf.pos_weight_ == pytest.approx((len(y) - n_pos) / n_pos)
-    held = TimeSeriesClassifier(cfg).fit(X, y, seed=0)  # no validation data: 10% held out
+    assert TimeSeriesClassifier(cfg).fit(X, y, X, y).pos_weight_ == 1.0
+    held = TimeSeriesClassifier(cfg, class_weight=True, random_state=0).fit(X, y)  # no validation data: 10% held out
     assert len(held.history_["val_auprc"]) == 1
     assert held.pos_weight_ != clf.pos_weight_  # computed on the remaining 90%
 
@@ -128,7 +129,7 @@ def test_weighted_loss_matches_closed_form():
 
 def test_user_errors():
     X, y = easy_data(40, seed=9)
-    clf = TimeSeriesClassifier(ClassifierConfig.smoke())
+    clf = TimeSeriesClassifier(ClassifierConfig.preset("smoke"))
     bad = X.copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(DataError):
@@ -151,7 +152,7 @@ def test_user_errors():
 
 def test_make_classifier_presets():
     assert make_classifier("gru", "paper").config.hidden == 256
-    paper = ClassifierConfig.paper()
+    paper = ClassifierConfig.preset("paper")
     assert (paper.layers, paper.dropout, paper.bidirectional) == (2, 0.2, True)
     assert make_classifier("cnn", "smoke").config.arch == "cnn"
     assert make_classifier("gru", "cpu", epochs=7).config.epochs == 7
@@ -182,3 +183,22 @@ def test_summary_gbm_fits_and_chooses_iterations_by_val_auprc():
     assert roc_auc_score(yt, p[:, 1]) > 0.8
     again = SummaryGBMClassifier(random_state=0, max_iter=40).fit(X, y, Xv, yv).predict_proba(Xt)
     np.testing.assert_array_equal(p, again)
+
+
+@pytest.mark.parametrize("name", ["gru", "cnn", "transformer", "gbm"])
+def test_classifiers_follow_the_estimator_conventions(name):
+    """Parameters (seed, device, class weighting) in __init__, data in fit, clone() works."""
+    from sklearn.base import clone
+
+    clf = make_classifier(name, "smoke", random_state=3, class_weight=True)
+    params = clf.get_params()
+    assert params["random_state"] == 3 and params["class_weight"] is True
+    if name != "gbm":
+        assert params["device"] == "cpu"
+    twin = clone(clf)
+    assert twin.get_params()["random_state"] == 3 and twin is not clf
+    X, y = easy_data(120, seed=13)
+    a = clf.fit(X, y, X[:60], y[:60]).predict_proba(X[:5])
+    b = twin.fit(X, y, X[:60], y[:60]).predict_proba(X[:5])
+    np.testing.assert_array_equal(a, b)  # same parameters, same model
+    assert not hasattr(make_classifier(name, "smoke"), "classes_")  # nothing learned before fit

@@ -254,7 +254,7 @@ def _randomise(model, seed=0):
 
 @pytest.mark.parametrize("T,F", [(24, 7), (48, 37), (7, 3), (1, 2)])
 def test_unet_shapes_any_length_and_features(T, F):
-    net = _randomise(UNet1D(UNetConfig.smoke(), n_features=F)).eval()
+    net = _randomise(UNet1D(UNetConfig.preset("smoke"), n_features=F)).eval()
     x = torch.randn(3, T, F, generator=gen())
     t = torch.tensor([0, 5, 199])
     with torch.no_grad():
@@ -264,7 +264,7 @@ def test_unet_shapes_any_length_and_features(T, F):
     assert (out0 - out1).abs().max() > 1e-4  # the label matters
 
 
-@pytest.mark.parametrize("config", [UNetConfig.cpu(), UNetConfig.paper(),
+@pytest.mark.parametrize("config", [UNetConfig.preset("cpu"), UNetConfig.preset("paper"),
                                     UNetConfig(base_channels=12, channel_mults=(1, 3), attention_levels=(1,))])
 def test_unet_configs_build_and_run(config):
     net = _randomise(UNet1D(config, n_features=7)).eval()
@@ -281,7 +281,7 @@ def test_unet_config_validation():
     with pytest.raises(ParameterError, match="attention_heads"):
         UNetConfig(base_channels=6, channel_mults=(1,), attention_levels=(0,), attention_heads=4)
     with pytest.raises(DataError):
-        UNet1D(UNetConfig.smoke(), n_features=3)(torch.zeros(1, 8, 4), torch.tensor([0]), torch.tensor([0]))
+        UNet1D(UNetConfig.preset("smoke"), n_features=3)(torch.zeros(1, 8, 4), torch.tensor([0]), torch.tensor([0]))
 
 
 # ----------------------------------------------------------------------------- training
@@ -294,7 +294,7 @@ def toy_two_modes():
     process = GaussianDiffusion(beta_schedule("sqrt_linear", 200))
     config = TrainConfig(iterations=300, batch_size=64, lr=3e-3, warmup=20, ema_decay=0.99, label_dropout=0.2,
                          checkpoint_every=0)
-    result = train_diffusion(UNet1D(UNetConfig.smoke(), 1, seed=0), process, X, y, config, seed=0, progress=False)
+    result = train_diffusion(UNet1D(UNetConfig.preset("smoke"), 1, seed=0), process, X, y, config, seed=0, progress=False)
     return process, result
 
 
@@ -379,23 +379,23 @@ def test_checkpoint_contents_and_round_trip(tmp_path):
 
 
 def test_training_input_errors():
-    net = UNet1D(UNetConfig.smoke(), n_features=1)
+    net = UNet1D(UNetConfig.preset("smoke"), n_features=1)
     process = GaussianDiffusion(beta_schedule("linear", 10))
     X = np.zeros((4, 8, 1), dtype=np.float32)
     with pytest.raises(DataError, match="NaN"):
-        train_diffusion(net, process, np.full_like(X, np.nan), np.zeros(4), TrainConfig.smoke(), progress=False)
+        train_diffusion(net, process, np.full_like(X, np.nan), np.zeros(4), TrainConfig.preset("smoke"), progress=False)
     with pytest.raises(DataError, match="labels"):
-        train_diffusion(net, process, X, np.array([0, 1, 2, 5]), TrainConfig.smoke(), progress=False)
+        train_diffusion(net, process, X, np.array([0, 1, 2, 5]), TrainConfig.preset("smoke"), progress=False)
     with pytest.raises(DataError):
-        train_diffusion(net, process, X, np.zeros(3), TrainConfig.smoke(), progress=False)
+        train_diffusion(net, process, X, np.zeros(3), TrainConfig.preset("smoke"), progress=False)
     with pytest.raises(ParameterError):
         TrainConfig(label_dropout=1.0)
 
 
 def test_unet_init_is_seeded_and_leaves_global_rng_alone():
     state = torch.get_rng_state()
-    a, b = UNet1D(UNetConfig.smoke(), 3, seed=4), UNet1D(UNetConfig.smoke(), 3, seed=4)
-    c = UNet1D(UNetConfig.smoke(), 3, seed=5)
+    a, b = UNet1D(UNetConfig.preset("smoke"), 3, seed=4), UNet1D(UNetConfig.preset("smoke"), 3, seed=4)
+    c = UNet1D(UNetConfig.preset("smoke"), 3, seed=5)
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from tardiff.errors import ParameterError
-from tardiff.evaluation.protocols import METHOD_PROTOCOLS, nested_prefix
+from tardiff import registry
+from tardiff.evaluation.protocols import nested_prefix
 from tardiff.experiment import DataLedger, Experiment, ExperimentConfig
 
 
@@ -28,7 +29,7 @@ def test_every_method_and_protocol_is_evaluated(full_run):
     experiment, records, tmp = full_run
     seen = {(r["method"], r["protocol"]) for r in records}
     for method in experiment.config.all_methods():
-        for protocol in METHOD_PROTOCOLS[method]:
+        for protocol in registry.method(method).protocols:
             assert (method, protocol) in seen
     alphas = {r["alpha"] for r in records if r["protocol"] == "tsrtr"}
     assert alphas == set(experiment.config.preset.alphas)

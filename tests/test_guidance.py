@@ -12,7 +12,7 @@ from tardiff.guidance import InfluenceGuidance, guidance_vector, influence_score
 
 def tiny_gru(seed=0, dropout=0.0):
     torch.manual_seed(seed)  # test-only: nn init has no generator argument
-    cfg = ClassifierConfig.smoke("gru", hidden=4, dropout=dropout)
+    cfg = ClassifierConfig.preset("smoke", "gru", hidden=4, dropout=dropout)
     return build_network(cfg, n_features=2).double().eval()
 
 
@@ -69,7 +69,7 @@ def test_influence_score_of_logistic_regression_closed_form():
     # and its x-gradient: d/dx [(sigmoid(f) - y) (G_w.x + G_b)] = sig'(f) w (G_w.x + G_b) + (sig(f) - y) G_w
     sig = torch.sigmoid(f)
     grad = (sig * (1 - sig) * (X.flatten(1) @ G[:4] + G[4]))[:, None] * net[1].weight + (sig - y)[:, None] * G[:4]
-    out = InfluenceGuidance(net, G, scale=1.0)(X, None, y)
+    out = InfluenceGuidance(net, G, guidance_scale=1.0)(X, None, y)
     torch.testing.assert_close(out.flatten(1), grad.detach(), rtol=1e-12, atol=1e-14)
 
 
@@ -78,7 +78,7 @@ def test_guidance_gradient_matches_central_differences(similarity):
     net = tiny_gru()
     X, y = data()
     G = guidance_vector(net, *data(n=5, seed=1))
-    guide = InfluenceGuidance(net, G, scale=1.0, similarity=similarity)
+    guide = InfluenceGuidance(net, G, guidance_scale=1.0, similarity=similarity)
     grad_x = guide(X, torch.zeros(len(X), dtype=torch.long), y)
     eps = 1e-6
     rng = np.random.default_rng(0)
@@ -97,7 +97,7 @@ def test_per_sample_gradients_do_not_couple_across_the_batch(similarity):
     net = tiny_gru()
     X, y = data()
     G = guidance_vector(net, X, y)
-    guide = InfluenceGuidance(net, G, scale=3.0, similarity=similarity)
+    guide = InfluenceGuidance(net, G, guidance_scale=3.0, similarity=similarity)
     base = guide(X, None, y)
     X2 = X.clone()
     X2[4] += 2.0
@@ -134,10 +134,10 @@ def test_ascent_along_the_guidance_raises_the_score(similarity):
     X, y = data()
     G = guidance_vector(net, *data(n=5, seed=1))
     before = influence_scores(net, G, X, y, similarity=similarity)
-    step = InfluenceGuidance(net, G, scale=1e-2 / float(G.norm()), similarity=similarity)(X, None, y)
+    step = InfluenceGuidance(net, G, guidance_scale=1e-2 / float(G.norm()), similarity=similarity)(X, None, y)
     after = influence_scores(net, G, X + step, y, similarity=similarity)
     assert (after > before).all()
-    lower = InfluenceGuidance(net, G, scale=-1e-2 / float(G.norm()), similarity=similarity)(X, None, y)
+    lower = InfluenceGuidance(net, G, guidance_scale=-1e-2 / float(G.norm()), similarity=similarity)(X, None, y)
     assert (influence_scores(net, G, X + lower, y, similarity=similarity) < before).all()
 
 

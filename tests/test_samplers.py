@@ -308,7 +308,7 @@ def trained_pair():
     X, y = _toy(32, 16)
     train = TrainConfig(iterations=100, batch_size=32, lr=2e-3, warmup=5, ema_decay=0.9, checkpoint_every=0)
     unet = UnguidedDiffusionSampler(scale="smoke", train_config=train, ddim_steps=10, random_state=0).fit(X, y)
-    clf = TimeSeriesClassifier(ClassifierConfig.smoke("gru", epochs=5)).fit(X, y, X, y, seed=0)
+    clf = TimeSeriesClassifier(ClassifierConfig.preset("smoke", "gru", epochs=5), random_state=0).fit(X, y, X, y)
     return X, y, unet, clf
 
 

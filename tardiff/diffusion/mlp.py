@@ -19,7 +19,6 @@ from torch import nn
 
 from tardiff.errors import ParameterError
 
-Scale = Literal["smoke", "cpu", "paper"]
 Activation = Literal["silu", "gelu"]
 _ACTIVATIONS = {"silu": nn.SiLU, "gelu": nn.GELU}
 
@@ -58,21 +57,6 @@ class MLPConfig:
                 raise ParameterError(f"MLPConfig.{name} must be a positive int, got {value!r}")
         if self.activation not in _ACTIVATIONS:
             raise ParameterError(f"MLPConfig.activation must be one of {list(_ACTIVATIONS)}, got {self.activation!r}")
-
-    @classmethod
-    def preset(cls, scale: Scale, **overrides) -> "MLPConfig":
-        """The project's sizes per data scale (our choice; MCRAGE reports none for time series).
-
-        Examples
-        --------
-        >>> MLPConfig.preset("smoke").hidden
-        32
-        """
-        sizes = {"smoke": dict(hidden=32, n_layers=1), "cpu": dict(hidden=256, n_layers=2),
-                 "paper": dict(hidden=512, n_layers=3)}
-        if scale not in sizes:
-            raise ParameterError(f"scale must be one of {list(sizes)}, got {scale!r}")
-        return cls(**{**sizes[scale], **overrides})
 
 
 def _two_layer(d_in: int, hidden: int, activation: str) -> nn.Sequential:

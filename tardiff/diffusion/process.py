@@ -90,19 +90,13 @@ class GaussianDiffusion(nn.Module):
         self.loss_type = loss_type
         alphas = 1.0 - betas
         abar = np.cumprod(alphas)
-        abar_prev = np.append(1.0, abar[:-1])
         self._betas64 = betas
         self._abar64 = abar
         float64_buffers = {
             "betas": betas,
             "alphas_cumprod": abar,
-            "alphas_cumprod_prev": abar_prev,
             "sqrt_alphas_cumprod": np.sqrt(abar),
             "sqrt_one_minus_alphas_cumprod": np.sqrt(1.0 - abar),
-            # Posterior q(x_{t-1} | x_t, x_0), eq. 6-7 of Ho et al. (2020).
-            "posterior_variance": betas * (1.0 - abar_prev) / (1.0 - abar),
-            "posterior_mean_coef1": betas * np.sqrt(abar_prev) / (1.0 - abar),
-            "posterior_mean_coef2": (1.0 - abar_prev) * np.sqrt(alphas) / (1.0 - abar),
         }
         for name, values in float64_buffers.items():
             # Derived from betas on construction, so not part of state_dict.
@@ -248,8 +242,7 @@ class GaussianDiffusion(nn.Module):
                            cond_fn: CondFn | None = None, guide_last_k: int | None = None,
                            cfg_scale: float = 0.0, null_label: int | None = None,
                            generator: torch.Generator | None = None, device="cpu", progress: bool = False,
-                           x_T: torch.Tensor | None = None,
-                           clip_x0: float | None = None) -> Iterator[SamplingStep]:
+                           x_T: torch.Tensor | None = None) -> Iterator[SamplingStep]:
         """Run the reverse process step by step, yielding a :class:`SamplingStep` after each step.
 
         Parameters
@@ -290,9 +283,6 @@ class GaussianDiffusion(nn.Module):
             Show a tqdm progress bar.
         x_T : torch.Tensor, optional
             The starting noise (default: drawn from ``generator``).
-        clip_x0 : float, optional
-            Clamp x0_hat to [-clip_x0, clip_x0] (off by default: data are standardised,
-            not scaled to [-1, 1]).
 
         Yields
         ------
@@ -314,8 +304,6 @@ class GaussianDiffusion(nn.Module):
             raise ParameterError(f"eta must be >= 0, got {eta}")
         if guide_last_k is not None and guide_last_k < 0:
             raise ParameterError(f"guide_last_k must be >= 0 or None, got {guide_last_k}")
-        if clip_x0 is not None and clip_x0 <= 0:
-            raise ParameterError(f"clip_x0 must be positive or None, got {clip_x0}")
         steps = self.timesteps(n_steps)
         device = torch.device(device)
         shape = tuple(int(s) for s in shape)
@@ -347,9 +335,6 @@ class GaussianDiffusion(nn.Module):
                 eps = self._predict_eps(model, x, t_batch, y, cfg_scale, null)
                 # x0_hat from x_t and eps: eq. 4 of Ho et al. (2020) solved for x_0 (eq. 9 of Song et al. 2021).
                 x0_hat = (x - (1.0 - abar_t) ** 0.5 * eps) / abar_t ** 0.5
-                if clip_x0 is not None:
-                    x0_hat = x0_hat.clamp(-clip_x0, clip_x0)
-                    eps = (x - abar_t ** 0.5 * x0_hat) / (1.0 - abar_t) ** 0.5
 
                 if method == "ddim":
                     # DDIM update, eq. 12 of Song et al. (2021), with sigma from their eq. 16:

@@ -15,6 +15,7 @@ the process's betas and ``tardiff.__version__``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -31,6 +32,7 @@ import tardiff
 from tardiff.data.cache import atomic_path
 from tardiff.diffusion.process import GaussianDiffusion
 from tardiff.errors import DataError, ParameterError
+from tardiff.presets import Scale, resolve_device, seeded_global_rng, sizes, torch_generator
 
 CHECKPOINT_FORMAT = 1
 # Fields that may change between an interrupted run and its resumption.
@@ -65,7 +67,7 @@ class TrainConfig:
 
     Examples
     --------
-    >>> TrainConfig.paper().iterations
+    >>> TrainConfig.preset("paper").iterations
     20000
     """
 
@@ -96,21 +98,18 @@ class TrainConfig:
             raise ParameterError(f"TrainConfig.label_dropout must be in [0, 1), got {self.label_dropout}")
 
     @classmethod
-    def paper(cls) -> "TrainConfig":
-        """TarDiff's settings: AdamW lr 1e-4, batch 256, 20,000 iterations, EMA 0.9999."""
-        return cls(iterations=20000, batch_size=256, lr=1e-4, weight_decay=0.0, warmup=500,
-                   ema_decay=0.9999, grad_clip=1.0, checkpoint_every=2000)
+    def preset(cls, scale: Scale, **overrides) -> "TrainConfig":
+        """Training of ``scale`` (:func:`tardiff.presets.sizes`): at paper scale TarDiff's settings
+        (AdamW lr 1e-4, batch 256, 20,000 iterations, EMA 0.9999); at cpu scale (the defaults)
+        1,000 steps of batch 32, 60 to 80 s on one core with the cpu UNet (77 ms per step on
+        48 x 37 PhysioNet data); smoke checks that everything runs, not that it learns.
 
-    @classmethod
-    def cpu(cls) -> "TrainConfig":
-        """1,000 steps of batch 32 with :meth:`UNetConfig.cpu`: 60 to 80 s on one CPU core
-        (measured 77 ms per step on 48 x 37 PhysioNet data)."""
-        return cls()
-
-    @classmethod
-    def smoke(cls) -> "TrainConfig":
-        """A few seconds: checks that everything runs, not that it learns."""
-        return cls(iterations=30, batch_size=16, lr=1e-3, warmup=5, ema_decay=0.9, checkpoint_every=0)
+        Examples
+        --------
+        >>> TrainConfig.preset("paper").iterations
+        20000
+        """
+        return cls(**{**sizes("diffusion_training", scale), **overrides})
 
 
 @dataclass
@@ -233,20 +232,20 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
     --------
     >>> from tardiff.diffusion import GaussianDiffusion, UNet1D, UNetConfig, beta_schedule
     >>> X = np.zeros((32, 8, 2), dtype=np.float32); y = np.zeros(32, dtype=np.int64)
-    >>> net = UNet1D(UNetConfig.smoke(), n_features=2)
+    >>> net = UNet1D(UNetConfig.preset("smoke"), n_features=2)
     >>> process = GaussianDiffusion(beta_schedule("sqrt_linear", 50))
-    >>> result = train_diffusion(net, process, X, y, TrainConfig.smoke(), progress=False)
+    >>> result = train_diffusion(net, process, X, y, TrainConfig.preset("smoke"), progress=False)
     >>> len(result.losses), result.model.training
     (30, False)
     """
     X, y = _check_data(X, y, model)
-    device = torch.device(device)
+    device = resolve_device(device)
     model.to(device)
     process.to(device)
     if config.label_dropout > 0 and getattr(model, "null_label", None) is None:
         raise ParameterError("label_dropout > 0 needs a model with a `null_label` attribute")
 
-    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    generator = torch_generator(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     spec = _model_spec(model)
@@ -308,13 +307,10 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
             # nn.Dropout draws from the global RNG: seed it from our generator inside a fork,
             # so dropout masks are reproducible and resumable and the caller's RNG is untouched.
             dropout_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
-            rng_scope = torch.random.fork_rng(devices=[] if device.type == "cpu" else None,
-                                              device_type="cuda" if device.type == "cpu" else device.type)
+            rng_scope = seeded_global_rng(dropout_seed, device)
         else:
-            rng_scope = _NullScope()
+            rng_scope = contextlib.nullcontext()
         with rng_scope:
-            if has_dropout:
-                torch.manual_seed(dropout_seed)
             loss = process.training_loss(model, X_t[idx], y_t[idx], generator=generator,
                                          label_dropout=config.label_dropout, null_label=null_label)
             optimizer.zero_grad(set_to_none=True)
@@ -334,14 +330,6 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
         save(max(start, config.iterations))
     model.eval()
     return TrainResult(model=ema.eval(), losses=losses)
-
-
-class _NullScope:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _import(qualified: str):
@@ -378,8 +366,8 @@ def load_denoiser(path: str | Path, device="cpu", *, ema: bool = True) -> nn.Mod
     >>> from tardiff.diffusion import GaussianDiffusion, UNet1D, UNetConfig, beta_schedule
     >>> X = np.zeros((8, 4, 1), dtype=np.float32); y = np.zeros(8, dtype=np.int64)
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "ckpt.pt"
-    >>> _ = train_diffusion(UNet1D(UNetConfig.smoke(), 1), GaussianDiffusion(beta_schedule("linear", 20)),
-    ...                     X, y, TrainConfig.smoke(), checkpoint_path=path, progress=False)
+    >>> _ = train_diffusion(UNet1D(UNetConfig.preset("smoke"), 1), GaussianDiffusion(beta_schedule("linear", 20)),
+    ...                     X, y, TrainConfig.preset("smoke"), checkpoint_path=path, progress=False)
     >>> type(load_denoiser(path)).__name__
     'UNet1D'
     """

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tardiff.errors import DataError, ParameterError
+from tardiff.presets import Scale, seeded_global_rng, sizes
 
 
 @dataclass
@@ -50,7 +51,7 @@ class UNetConfig:
 
     Examples
     --------
-    >>> UNetConfig.paper().channel_mults
+    >>> UNetConfig.preset("paper").channel_mults
     (1, 2, 4, 4)
     >>> UNetConfig(channel_mults=[1, 2], attention_levels=[1]).channel_mults  # lists (e.g. from JSON) become tuples
     (1, 2)
@@ -93,22 +94,17 @@ class UNetConfig:
             raise ParameterError("norm_groups and embed_mult must be positive")
 
     @classmethod
-    def paper(cls) -> "UNetConfig":
-        """TarDiff's backbone: 64 channels, multipliers 1, 2, 4, 4, two residual blocks per
-        level, attention at the two lowest resolutions."""
-        return cls()
+    def preset(cls, scale: Scale, **overrides) -> "UNetConfig":
+        """The UNet of ``scale`` (:func:`tardiff.presets.sizes`): at paper scale TarDiff's backbone
+        (64 channels, multipliers 1, 2, 4, 4, two residual blocks per level, attention at the
+        two lowest resolutions); cpu trains in minutes on a 2-core CPU; smoke in seconds.
 
-    @classmethod
-    def cpu(cls) -> "UNetConfig":
-        """A small UNet that trains in minutes on a 2-core CPU (24 x 7 data, a few thousand samples)."""
-        return cls(base_channels=32, channel_mults=(1, 2, 2), n_res_blocks=1, attention_levels=(2,),
-                   attention_heads=4, norm_groups=8)
-
-    @classmethod
-    def smoke(cls) -> "UNetConfig":
-        """A tiny UNet for tests and smoke runs (seconds)."""
-        return cls(base_channels=8, channel_mults=(1, 2), n_res_blocks=1, attention_levels=(1,),
-                   attention_heads=2, norm_groups=4, embed_mult=2)
+        Examples
+        --------
+        >>> UNetConfig.preset("paper").base_channels, UNetConfig.preset("smoke", base_channels=16).base_channels
+        (64, 16)
+        """
+        return cls(**{**sizes("unet", scale), **overrides})
 
 
 def _groups(channels: int, max_groups: int) -> int:
@@ -193,7 +189,7 @@ class UNet1D(nn.Module):
 
     Examples
     --------
-    >>> net = UNet1D(UNetConfig.smoke(), n_features=7)
+    >>> net = UNet1D(UNetConfig.preset("smoke"), n_features=7)
     >>> x = torch.zeros(2, 24, 7)
     >>> net(x, torch.tensor([0, 10]), torch.tensor([0, 1])).shape
     torch.Size([2, 24, 7])
@@ -209,8 +205,7 @@ class UNet1D(nn.Module):
             self._build(config, n_features)
         else:
             # torch.nn layers initialise from the global RNG and take no generator.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(seed))
+            with seeded_global_rng(seed):
                 self._build(config, n_features)
 
     def _build(self, config: UNetConfig, n_features: int) -> None:

@@ -1,8 +1,8 @@
-"""Evaluation: utility, fidelity, privacy and fairness metrics (protocols come later).
+"""Evaluation: the protocols' training sets, and utility, fidelity, privacy and fairness metrics.
 
-Every function takes plain numpy arrays (labels and probabilities, or sequences of shape
-(N, T, F)) and returns floats, dicts or pandas objects, so the protocols and the
-experiment runner can call them without any adapter.
+Every metric takes plain numpy arrays (labels and probabilities, or sequences of shape
+(N, T, F)) and returns floats, dicts or pandas objects, so the protocols
+(:mod:`tardiff.evaluation.protocols`) and the experiment runner call them without any adapter.
 """
 
 from tardiff.evaluation.fairness import age_bands, subgroup_metrics, worst_group_gap

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tardiff.errors import DataError, ParameterError
+from tardiff.presets import resolve_device, torch_generator
 
 __all__ = [
     "autocorrelation_difference",
@@ -85,7 +86,7 @@ class _PostHocGRU(nn.Module):
 
 
 def _build(n_features: int, hidden: int, n_out: int, per_step: bool, seed: int, device: torch.device):
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch_generator(seed)
     # skip_init avoids drawing the default initialisation from the global RNG.
     model = nn.utils.skip_init(_PostHocGRU, n_features, hidden, n_out, per_step)
     model.reset_parameters(generator)
@@ -205,7 +206,7 @@ def discriminative_score(
     test_y = np.r_[np.ones(n_test), np.zeros(n_test)].astype(np.float32)
     train_y = np.r_[np.ones(n - n_test), np.zeros(n - n_test)].astype(np.float32)
 
-    device = torch.device(device)
+    device = resolve_device(device)
     n_features = real.shape[2]
     width = int(hidden) if hidden is not None else max(8, n_features // 2)
     model, generator = _build(n_features, width, 1, False, seed, device)
@@ -287,7 +288,7 @@ def predictive_score(
     rng = np.random.default_rng(seed)
     if max_samples:
         train_seq = _subsample(train_seq, int(max_samples), rng)
-    device = torch.device(device)
+    device = resolve_device(device)
     n_features = train_seq.shape[2]
     width = int(hidden) if hidden is not None else max(8, n_features // 2)
     model, generator = _build(n_features, width, n_features, True, seed, device)

@@ -11,7 +11,9 @@ training split only:
   count (MCRAGE's use, "rebalance").
 
 The real-only reference (TRTR) and the controls (class-weighted loss, random oversampling)
-need no generator. Every protocol is judged on the same untouched test split.
+need no generator. Every protocol is judged on the same untouched test split. Which
+protocols exist, and which of them each method is judged under, is written in
+:mod:`tardiff.registry`.
 """
 
 from __future__ import annotations
@@ -20,20 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROTOCOLS = ("trtr", "tstr", "tsrtr", "rebalance")
-ALPHAS = (0.2, 0.4, 0.6, 0.8, 1.0)
-
-# Which protocols each method can be judged under.
-METHOD_PROTOCOLS: dict[str, tuple[str, ...]] = {
-    "real": ("trtr",),
-    "real_cw": ("trtr",),
-    "ros": ("rebalance",),
-    "smote": ("tsrtr", "rebalance"),
-    "mcrage": ("tstr", "tsrtr", "rebalance"),
-    "unguided": ("tstr", "tsrtr", "rebalance"),
-    "tardiff": ("tstr", "tsrtr", "rebalance"),
-}
-
+from tardiff import registry
+from tardiff.presets import PAPER_ALPHAS
 
 @dataclass
 class SyntheticSets:
@@ -76,10 +66,10 @@ def nested_prefix(X: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarra
 
 def training_sets(
     method: str, X_real: np.ndarray, y_real: np.ndarray, synthetic: SyntheticSets | None,
-    alphas=ALPHAS,
+    alphas=PAPER_ALPHAS,
 ):
-    """Yield the :class:`TrainingSet` of every protocol ``method`` supports."""
-    for protocol in METHOD_PROTOCOLS[method]:
+    """Yield the :class:`TrainingSet` of every protocol ``method`` is judged under (see the registry)."""
+    for protocol in registry.method(method).protocols:
         if protocol == "trtr":
             yield TrainingSet("trtr", None, X_real, y_real, 0)
         elif protocol == "rebalance":

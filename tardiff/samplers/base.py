@@ -161,48 +161,6 @@ def check_finite_output(X: np.ndarray, who: str) -> np.ndarray:
     return X
 
 
-def resolve_device(device):
-    """``"auto"`` -> cuda when available else cpu; otherwise ``torch.device(device)`` (checked).
-
-    Examples
-    --------
-    >>> str(resolve_device("cpu"))
-    'cpu'
-    """
-    import torch  # the numpy-only samplers do not need torch at import time
-
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ParameterError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ParameterError("device='cuda' was requested but CUDA is not available; use device='cpu' or 'auto'")
-    return device
-
-
-def build_seeded(factory, seed: int):
-    """Call ``factory()`` (e.g. a network constructor) with the torch RNG seeded by ``seed``.
-
-    Layer constructors draw their initial weights from torch's global RNG and take no
-    generator; this runs them inside ``torch.random.fork_rng`` so the weights depend only on
-    ``seed`` and the caller's global RNG state is left as it was.
-
-    Examples
-    --------
-    >>> import torch
-    >>> a = build_seeded(lambda: torch.nn.Linear(2, 2), 0); b = build_seeded(lambda: torch.nn.Linear(2, 2), 0)
-    >>> bool(torch.equal(a.weight, b.weight))
-    True
-    """
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return factory()
-
-
 # --------------------------------------------------------------------------- counts
 def generation_counts(
     y, strategy: Strategy = "balance", ratio: float = 1.0, alpha: float = 1.0

@@ -26,17 +26,8 @@ from tardiff.diffusion.schedules import SCHEDULES, beta_schedule
 from tardiff.diffusion.training import TrainConfig, train_diffusion
 from tardiff.diffusion.unet import UNet1D, UNetConfig
 from tardiff.errors import DataError, ParameterError
-from tardiff.samplers.base import (
-    BaseSampler,
-    Strategy,
-    build_seeded,
-    check_X_y,
-    check_positive,
-    resolve_device,
-)
-
-Scale = Literal["smoke", "cpu", "paper"]
-_SCALES = ("smoke", "cpu", "paper")
+from tardiff.presets import DEFAULT_GUIDANCE_SCALE, Scale, build_seeded, check_scale, resolve_device, torch_generator
+from tardiff.samplers.base import BaseSampler, Strategy, check_X_y, check_positive
 
 
 def _check_int_or_none(name: str, value) -> None:
@@ -55,8 +46,8 @@ class UnguidedDiffusionSampler(BaseSampler):
     ratio, alpha : float
         See :func:`tardiff.samplers.base.generation_counts`.
     scale : {"smoke", "cpu", "paper"}
-        Preset for ``unet_config`` and ``train_config`` when they are None
-        (``UNetConfig.<scale>()``, ``TrainConfig.<scale>()``).
+        Size preset for ``unet_config`` and ``train_config`` when they are None
+        (``UNetConfig.preset(scale)``, ``TrainConfig.preset(scale)``).
     unet_config : UNetConfig, optional
     train_config : TrainConfig, optional
     ddim_steps : int or None
@@ -146,8 +137,7 @@ class UnguidedDiffusionSampler(BaseSampler):
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
         super()._check_params()
-        if self.scale not in _SCALES:
-            raise ParameterError(f"scale must be one of {list(_SCALES)}, got {self.scale!r}")
+        check_scale(self.scale)
         if self.unet_config is not None and not isinstance(self.unet_config, UNetConfig):
             raise ParameterError(f"unet_config must be a UNetConfig or None, got {type(self.unet_config).__name__}")
         if self.train_config is not None and not isinstance(self.train_config, TrainConfig):
@@ -181,15 +171,15 @@ class UnguidedDiffusionSampler(BaseSampler):
             self.denoiser_ = self.denoiser.to(self.device_).eval()
             self.losses_ = []
         else:
-            config = self.unet_config if self.unet_config is not None else getattr(UNetConfig, self.scale)()
-            train = self.train_config if self.train_config is not None else getattr(TrainConfig, self.scale)()
+            config = self.unet_config if self.unet_config is not None else UNetConfig.preset(self.scale)
+            train = self.train_config if self.train_config is not None else TrainConfig.preset(self.scale)
             model = build_seeded(lambda: UNet1D(config, n_features=X.shape[2]), int(self.random_state))
             result = train_diffusion(model, self.process_, X, y, train, seed=int(self.random_state),
                                      device=self.device_, checkpoint_path=self.checkpoint_path,
                                      progress=self.progress)
             self.denoiser_, self.losses_ = result.model, result.losses
         # The sampling noise comes from a CPU generator (device-independent results).
-        self._generator_ = torch.Generator().manual_seed(self._next_seed())
+        self._generator_ = torch_generator(self._next_seed())
 
     # ------------------------------------------------------------------ sampling
     def _cond_fn(self):
@@ -236,7 +226,7 @@ class TarDiffSampler(UnguidedDiffusionSampler):
     classifier : TimeSeriesClassifier, optional
         A fitted :class:`tardiff.classifiers.TimeSeriesClassifier` (anything with a
         ``module_`` mapping (B, T, F) to (B,) logits). When None, a GRU
-        (``ClassifierConfig.<scale>("gru")``) is fitted on the ``fit`` data, with the
+        (``make_classifier("gru", scale)``) is fitted on the ``fit`` data, with the
         guidance set for early stopping when given (else a 10% holdout of the fit data).
     evaluate_at : {"x_t", "x0_hat"}
         Evaluate ``s`` on the noisy sample (paper) or on the clean estimate (public code).
@@ -281,7 +271,7 @@ class TarDiffSampler(UnguidedDiffusionSampler):
         progress: bool = False,
         denoiser: nn.Module | None = None,
         checkpoint_path=None,
-        guidance_scale: float = 100.0,
+        guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
         guidance_set: tuple | None = None,
         classifier=None,
         evaluate_at: Literal["x_t", "x0_hat"] = "x_t",
@@ -302,14 +292,10 @@ class TarDiffSampler(UnguidedDiffusionSampler):
         self.guide_last_k = guide_last_k
 
     def _check_params(self) -> None:
+        from tardiff.guidance import GuidanceOptions
+
         super()._check_params()
-        w = self.guidance_scale
-        if isinstance(w, bool) or not isinstance(w, (int, float, np.floating, np.integer)) or not np.isfinite(w):
-            raise ParameterError(f"guidance_scale must be a finite number, got {w!r}")
-        if self.evaluate_at not in ("x_t", "x0_hat"):
-            raise ParameterError(f"evaluate_at must be 'x_t' or 'x0_hat', got {self.evaluate_at!r}")
-        if self.similarity not in ("dot", "cosine"):
-            raise ParameterError(f"similarity must be 'dot' or 'cosine', got {self.similarity!r}")
+        GuidanceOptions(guidance_scale=self.guidance_scale, evaluate_at=self.evaluate_at, similarity=self.similarity)
         if self.guide_last_k is not None:
             if isinstance(self.guide_last_k, bool) or not isinstance(self.guide_last_k, (int, np.integer)) \
                     or self.guide_last_k < 0:
@@ -324,7 +310,7 @@ class TarDiffSampler(UnguidedDiffusionSampler):
             )
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        from tardiff.classifiers import ClassifierConfig, TimeSeriesClassifier
+        from tardiff.classifiers import make_classifier
         from tardiff.guidance import InfluenceGuidance, guidance_vector
 
         if self.guidance_set is None:
@@ -354,18 +340,16 @@ class TarDiffSampler(UnguidedDiffusionSampler):
         if self.classifier is not None:
             self.classifier_ = self.classifier
         else:
-            config = getattr(ClassifierConfig, self.scale)("gru")
             X_val, y_val = (X_g, y_g) if self.guidance_set is not None else (None, None)
-            self.classifier_ = TimeSeriesClassifier(config).fit(
-                X, y, X_val, y_val, seed=int(self.random_state), device=self.device_, progress=self.progress
-            )
+            self.classifier_ = make_classifier("gru", self.scale, random_state=int(self.random_state),
+                                               device=self.device_, progress=self.progress).fit(X, y, X_val, y_val)
         module = self.classifier_.module_
         module.eval()
         module_device = next(module.parameters()).device
         self.G_ = guidance_vector(module, X_g, y_g, batch_size=int(self.batch_size), device=module_device)
         if not torch.isfinite(self.G_).all():
             raise DataError("the guidance vector holds NaN or inf; check the classifier and the guidance set")
-        self.guidance_ = InfluenceGuidance(module, self.G_, scale=float(self.guidance_scale),
+        self.guidance_ = InfluenceGuidance(module, self.G_, guidance_scale=float(self.guidance_scale),
                                            evaluate_at=self.evaluate_at, similarity=self.similarity)
 
     def _cond_fn(self):

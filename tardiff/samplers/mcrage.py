@@ -22,7 +22,6 @@ whose forward process ends in noise); ``"literal"`` reproduces the stated values
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -33,30 +32,12 @@ from tardiff.diffusion.process import GaussianDiffusion
 from tardiff.diffusion.schedules import beta_schedule
 from tardiff.diffusion.training import TrainConfig, train_diffusion
 from tardiff.errors import ParameterError
-from tardiff.samplers.base import BaseSampler, Strategy, build_seeded, check_positive, resolve_device
+from tardiff.presets import Scale, build_seeded, resolve_device, sizes, torch_generator
+from tardiff.samplers.base import BaseSampler, Strategy, check_positive
 
-Scale = Literal["smoke", "cpu", "paper"]
 MCRAGESchedule = Literal["linear", "literal"]
 
 _SAMPLE_CHUNK = 4096  # rows per reverse-process batch (the MLP is small; memory is B x D)
-
-
-@dataclass(frozen=True)
-class MCRAGEPreset:
-    """Training sizes of MCRAGE per data scale (our choice: MCRAGE reports none for time series)."""
-
-    hidden: int
-    n_layers: int
-    iterations: int
-    batch_size: int
-    lr: float
-
-
-MCRAGE_PRESETS: dict[str, MCRAGEPreset] = {
-    "smoke": MCRAGEPreset(hidden=32, n_layers=1, iterations=150, batch_size=64, lr=2e-3),
-    "cpu": MCRAGEPreset(hidden=256, n_layers=2, iterations=1000, batch_size=256, lr=1e-3),
-    "paper": MCRAGEPreset(hidden=512, n_layers=3, iterations=20000, batch_size=256, lr=1e-3),
-}
 
 
 def mcrage_betas(n_steps: int, schedule: MCRAGESchedule = "linear") -> np.ndarray:
@@ -100,7 +81,7 @@ class MCRAGESampler(BaseSampler):
     schedule : {"linear", "literal"}
         Beta schedule, see :func:`mcrage_betas` (default: DDPM's linear schedule rescaled to T).
     scale : {"smoke", "cpu", "paper"}
-        Preset for the sizes left as None below (see ``MCRAGE_PRESETS``).
+        Size preset for the settings left as None below (``tardiff.presets.sizes("mcrage", scale)``).
     hidden, n_layers : int or None
         Width and depth of the MLP denoiser.
     iterations, batch_size : int or None
@@ -176,21 +157,23 @@ class MCRAGESampler(BaseSampler):
         self.device = device
         self.progress = progress
 
-    def _settings(self) -> MCRAGEPreset:
-        if self.scale not in MCRAGE_PRESETS:
-            raise ParameterError(f"scale must be one of {list(MCRAGE_PRESETS)}, got {self.scale!r}")
-        preset = MCRAGE_PRESETS[self.scale]
-        hidden = preset.hidden if self.hidden is None else check_positive("hidden", self.hidden, integer=True)
-        n_layers = preset.n_layers if self.n_layers is None else self.n_layers
+    def _settings(self) -> dict:
+        """The scale's sizes with this sampler's explicit settings on top (checked)."""
+        settings = sizes("mcrage", self.scale)
+        if self.hidden is not None:
+            settings["hidden"] = check_positive("hidden", self.hidden, integer=True)
+        if self.n_layers is not None:
+            settings["n_layers"] = self.n_layers
+        n_layers = settings["n_layers"]
         if isinstance(n_layers, bool) or not isinstance(n_layers, (int, np.integer)) or n_layers < 0:
             raise ParameterError(f"n_layers must be a non-negative int, got {n_layers!r}")
-        iterations = preset.iterations if self.iterations is None else check_positive(
-            "iterations", self.iterations, integer=True)
-        batch_size = preset.batch_size if self.batch_size is None else check_positive(
-            "batch_size", self.batch_size, integer=True)
-        lr = preset.lr if self.lr is None else check_positive("lr", self.lr)
-        return MCRAGEPreset(hidden=hidden, n_layers=int(n_layers), iterations=iterations,
-                            batch_size=batch_size, lr=lr)
+        settings["n_layers"] = int(n_layers)
+        for name in ("iterations", "batch_size"):
+            if getattr(self, name) is not None:
+                settings[name] = check_positive(name, getattr(self, name), integer=True)
+        if self.lr is not None:
+            settings["lr"] = check_positive("lr", self.lr)
+        return settings
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -216,19 +199,19 @@ class MCRAGESampler(BaseSampler):
 
         self.device_ = resolve_device(self.device)
         n_steps = int(self.n_steps)
-        config = MLPConfig(hidden=settings.hidden, n_layers=settings.n_layers, num_classes=2, n_steps=n_steps)
+        config = MLPConfig(hidden=settings["hidden"], n_layers=settings["n_layers"], num_classes=2, n_steps=n_steps)
         self.process_ = GaussianDiffusion(mcrage_betas(n_steps, self.schedule), loss_type="l2")
         model = build_seeded(lambda: MLPDenoiser(config, n_dim=Z.shape[1]), int(self.random_state))
         # MCRAGE trains with plain AdamW: no warm-up, no clipping, no EMA (decay 0 = raw weights).
         train_config = TrainConfig(
-            iterations=settings.iterations, batch_size=settings.batch_size, lr=settings.lr,
+            iterations=settings["iterations"], batch_size=settings["batch_size"], lr=settings["lr"],
             weight_decay=1e-2, warmup=0, ema_decay=0.0, grad_clip=0.0,
             label_dropout=float(self.label_dropout), checkpoint_every=0,
         )
         result = train_diffusion(model, self.process_, Z, y, train_config, seed=int(self.random_state),
                                  device=self.device_, progress=self.progress)
         self.denoiser_, self.losses_ = result.model, result.losses
-        self._generator_ = torch.Generator().manual_seed(self._next_seed())
+        self._generator_ = torch_generator(self._next_seed())
 
     def _generate(self, n: int, label: int) -> np.ndarray:
         chunks = []
