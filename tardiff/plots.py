@@ -1,4 +1,9 @@
-"""The figures the book shows. Each function draws on a new figure and returns it."""
+"""The figures the book shows. Each function draws on a new figure and returns it.
+
+Every method's colour, label and place in an order come from :mod:`tardiff.registry`, so a
+method looks the same in every figure; one the registry does not know is drawn in grey
+under its own name rather than breaking the figure.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 
-METHOD_ORDER = ["real", "real_cw", "ros", "smote", "mcrage", "unguided", "tardiff"]
-METHOD_LABELS = {
-    "real": "real only", "real_cw": "real, class-weighted", "ros": "random oversampling", "smote": "SMOTE",
-    "mcrage": "MCRAGE", "unguided": "diffusion (unguided)", "tardiff": "TarDiff",
-}
-PALETTE = dict(zip(METHOD_ORDER, sns.color_palette("colorblind", len(METHOD_ORDER))))
+from tardiff import registry
+from tardiff.report import largest_alpha
 
 
 def plot_trajectories(real: np.ndarray, real_y: np.ndarray, synthetic: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -42,8 +42,9 @@ def plot_trajectories(real: np.ndarray, real_y: np.ndarray, synthetic: dict[str,
                     continue
                 t = np.arange(sel.shape[1])
                 q25, q50, q75 = np.nanpercentile(sel, [25, 50, 75], axis=0)
-                color = "black" if method == "real" else PALETTE.get(method)
-                ax.plot(t, q50, color=color, lw=2 if method == "real" else 1.2, label=METHOD_LABELS.get(method, method))
+                # the real stays are the yardstick: black and bold, whatever the reference method's colour
+                color = "black" if method == "real" else registry.color(method)
+                ax.plot(t, q50, color=color, lw=2 if method == "real" else 1.2, label=registry.label(method))
                 ax.fill_between(t, q25, q75, color=color, alpha=0.12)
             ax.set_title(f"{name} ({units[f]}), {'positive' if label else 'negative'} stays", fontsize=9)
             ax.grid(alpha=0.3)
@@ -60,8 +61,8 @@ def plot_embedding(emb_real: np.ndarray, embeddings: dict[str, np.ndarray], *, t
     fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.2), squeeze=False)
     for ax, method in zip(axes[0], methods):
         ax.scatter(*emb_real.T, s=4, c="0.6", alpha=0.5, label="real")
-        ax.scatter(*embeddings[method].T, s=4, color=PALETTE.get(method), alpha=0.5, label="synthetic")
-        ax.set_title(f"{METHOD_LABELS.get(method, method)}", fontsize=9)
+        ax.scatter(*embeddings[method].T, s=4, color=registry.color(method), alpha=0.5, label="synthetic")
+        ax.set_title(registry.label(method), fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
     axes[0, 0].legend(fontsize=7, markerscale=3)
     fig.suptitle(f"{title} of real and synthetic stays", fontsize=10)
@@ -70,10 +71,8 @@ def plot_embedding(emb_real: np.ndarray, embeddings: dict[str, np.ndarray], *, t
 
 
 def _label(row) -> str:
-    base = METHOD_LABELS.get(row["method"], row["method"])
-    if row["protocol"] == "tsrtr":
-        return f"{base} +{row['alpha']:.0%}"
-    return f"{base} ({row['protocol'].upper()})"
+    """``"SMOTE (TSRTR +100%)"``: the method's and the protocol's registry labels."""
+    return f"{registry.label(row['method'])} ({registry.protocol_label(row['protocol'], row.get('alpha'))})"
 
 
 def plot_utility(summary: pd.DataFrame, *, metric: str = "auprc", evaluator: str = "cnn",
@@ -85,13 +84,13 @@ def plot_utility(summary: pd.DataFrame, *, metric: str = "auprc", evaluator: str
     """
     df = summary[summary["evaluator"] == evaluator].copy()
     df = df[(df["protocol"] != "tsrtr") | np.isclose(df["alpha"].fillna(-1), alpha)]
-    df["order"] = df["method"].map({m: i for i, m in enumerate(METHOD_ORDER)})
-    df = df.sort_values(["protocol", "order"], key=lambda s: s.map(
-        {"trtr": 0, "rebalance": 1, "tsrtr": 2, "tstr": 3}) if s.name == "protocol" else s)
+    df["_protocol"] = df["protocol"].map(registry.protocol_order)
+    df["_method"] = df["method"].map(registry.order)
+    df = df.sort_values(["_protocol", "_method"], kind="stable")
     labels = [_label(r) for _, r in df.iterrows()]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(df) + 1.2))
     y = np.arange(len(df))
-    ax.barh(y, df[f"{metric}_mean"], xerr=df[f"{metric}_std"].fillna(0), color=[PALETTE[m] for m in df["method"]],
+    ax.barh(y, df[f"{metric}_mean"], xerr=df[f"{metric}_std"].fillna(0), color=[registry.color(m) for m in df["method"]],
             alpha=0.85, capsize=2)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
@@ -112,10 +111,11 @@ def plot_alpha_curve(summary: pd.DataFrame, *, metric: str = "auprc", evaluator:
     """TSRTR: ``metric`` against the synthetic share alpha, one line per method."""
     df = summary[(summary["protocol"] == "tsrtr") & (summary["evaluator"] == evaluator)]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for method, part in df.groupby("method"):
+    for method in sorted(df["method"].unique(), key=registry.order):
+        part = df[df["method"] == method]
         part = part.sort_values("alpha")
         ax.errorbar(part["alpha"], part[f"{metric}_mean"], yerr=part[f"{metric}_std"].fillna(0), marker="o",
-                    capsize=2, color=PALETTE.get(method), label=METHOD_LABELS.get(method, method))
+                    capsize=2, color=registry.color(method), label=registry.label(method))
     if reference is not None:
         ax.axhline(reference, color="black", lw=1, ls="--", label="real only")
     ax.set_xlabel("synthetic rows added, as a share of the real training set (alpha)")
@@ -130,7 +130,7 @@ def plot_guidance_sweep(sweep: pd.DataFrame, *, metric: str = "auprc"):
     """Guidance scale w against the TSTR ``metric`` and the mean influence score."""
     sweep = sweep.sort_values("guidance_scale")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.3))
-    a1.plot(sweep["guidance_scale"], sweep[metric], marker="o", color=PALETTE["tardiff"])
+    a1.plot(sweep["guidance_scale"], sweep[metric], marker="o", color=registry.methods("tardiff")[0].color)
     a1.set_xscale("symlog", linthresh=1.0)
     a1.set_xlabel("guidance scale w")
     a1.set_ylabel(f"TSTR {metric.upper()} (test)")
@@ -143,4 +143,80 @@ def plot_guidance_sweep(sweep: pd.DataFrame, *, metric: str = "auprc"):
     for ax in (a1, a2):
         ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_results(results: pd.DataFrame):
+    """The Results page's overview: test AUPRC of every method, one panel per dataset and evaluator.
+
+    Bars (mean ± standard deviation over seeds) are grouped by method, one colour per
+    protocol; TSRTR is shown at its largest synthetic-to-real ratio. A dashed line marks the
+    test prevalence (a random ranking) and a dotted one, where known, the Bayes optimum.
+    Drawn on a :class:`matplotlib.figure.Figure` without pyplot (the book saves it from a
+    build process, where no figure should linger in pyplot's global state).
+
+    Parameters
+    ----------
+    results : DataFrame
+        :func:`tardiff.book.collect_results`: one row per run x method x protocol (x ratio) x
+        evaluator with ``auprc_mean``, ``auprc_std`` and optionally ``title`` (the panel
+        titles; the run's name otherwise), ``alpha``, ``prevalence`` and ``bayes_auprc``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"run": "simulated", "method": ["real", "tardiff"], "protocol": ["trtr", "tstr"],
+    ...     "evaluator": "gru", "auprc_mean": [0.3, 0.4], "auprc_std": [0.02, 0.03]})
+    >>> [t.get_text() for t in plot_results(df).axes[0].get_xticklabels()]
+    ['real only', 'TarDiff']
+    """
+    from matplotlib.figure import Figure
+
+    df = largest_alpha(results.copy())
+    titles = dict(zip(df["run"], df["title"])) if "title" in df else {run: run for run in df["run"]}
+    runs = list(dict.fromkeys(df["run"]))
+    evaluators = list(dict.fromkeys(df["evaluator"]))
+    protocols = sorted(dict.fromkeys(df["protocol"]), key=lambda p: (registry.protocol_order(p), p))
+    all_methods = sorted(dict.fromkeys(df["method"]), key=lambda m: (registry.order(m), m))
+    fig = Figure(figsize=(max(6.4, 4.6 * len(evaluators) + 0.6), 2.9 * len(runs) + 1.1), layout="constrained")
+    axes = fig.subplots(len(runs), len(evaluators), squeeze=False, sharey=True)
+    width = 0.8 / max(len(protocols), 1)
+    labelled = set()
+
+    def once(label):  # one legend entry per label across panels
+        if label in labelled:
+            return None
+        labelled.add(label)
+        return label
+
+    for r, run in enumerate(runs):
+        for c, evaluator in enumerate(evaluators):
+            ax = axes[r, c]
+            sub = df[(df["run"] == run) & (df["evaluator"] == evaluator)]
+            methods = [m for m in all_methods if m in set(sub["method"])]
+            for k, protocol in enumerate(protocols):
+                part = sub[sub["protocol"] == protocol].drop_duplicates("method").set_index("method")
+                ms = [m for m in methods if m in part.index]
+                if not ms:
+                    continue
+                xs = np.array([methods.index(m) for m in ms]) + (k - (len(protocols) - 1) / 2) * width
+                ax.bar(xs, part.loc[ms, "auprc_mean"], width, yerr=part.loc[ms, "auprc_std"].fillna(0),
+                       capsize=2, color=f"C{k}", label=once(registry.protocol_label(protocol)))
+            if "prevalence" in sub and sub["prevalence"].notna().any():
+                ax.axhline(sub["prevalence"].dropna().iloc[0], color="0.3", ls="--", lw=1, label=once("prevalence"))
+            if "bayes_auprc" in sub and sub["bayes_auprc"].notna().any():
+                ax.axhline(sub["bayes_auprc"].dropna().iloc[0], color="C3", ls=":", lw=1.5, label=once("Bayes optimum"))
+            ax.set_xticks(range(len(methods)), [registry.label(m) for m in methods], rotation=25, ha="right",
+                          fontsize=8)
+            ax.set_title(f"{titles[run]}, {evaluator} evaluator", fontsize=9)
+            if c == 0:
+                ax.set_ylabel("test AUPRC")
+            ax.set_ylim(0, 1)
+            ax.grid(axis="y", alpha=0.3)
+    # on top, where a reader meets the colours first; at most three entries per row and evaluator
+    # column, so the legend never outgrows the figure
+    fig.legend(loc="outside upper center", ncols=min(len(labelled), 3 * len(evaluators)), fontsize=8, frameon=False)
     return fig
