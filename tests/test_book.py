@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tardiff import book
+from tardiff import book, report
+from tardiff.book import sphinx as book_sphinx
 from tardiff.data import DATASETS
 from tardiff.errors import DataError, ParameterError, TardiffError
 
@@ -34,7 +35,7 @@ def test_config_never_executes_and_excludes_non_pages():
     for pattern in (".venv", "data", "tests", "notebooks", "benchmarks", "**.ipynb_checkpoints", "README.md",
                     "**.failed.ipynb"):
         assert pattern in excluded, pattern
-    assert "tardiff.book" in config["sphinx"]["extra_extensions"]
+    assert "tardiff.book.sphinx" in config["sphinx"]["extra_extensions"]
     assert all((REPO / bib).is_file() for bib in config["bibtex_bibfiles"])
     launch = config["launch_buttons"]
     assert launch["binderhub_url"] == "https://mybinder.org"
@@ -164,7 +165,7 @@ def no_sphinx(monkeypatch):
         calls.append((Path(root), warnings_as_errors))
         return Path(root) / "_build" / "html"
 
-    monkeypatch.setattr(book, "run_jupyter_book", fake_build)
+    monkeypatch.setattr(book.build, "run_jupyter_book", fake_build)
     return calls
 
 
@@ -243,12 +244,12 @@ def test_locate_data_prefers_the_full_dataset_and_labels_demos(tmp_path):
 
 def test_run_parameters_are_plain_and_relative_inside_the_repo(tmp_path):
     root = tmp_path
-    params = book._run_parameters(book.get_run("physionet2012"), "smoke", root / "data" / "physionet2012", root)
+    params = book.run_parameters(book.get_run("physionet2012"), "smoke", root / "data" / "physionet2012", root)
     assert params == {"dataset": "physionet2012", "task": "mortality", "scale": "smoke",
                       "data_dir": "data/physionet2012", "out_dir": "book/experiments/physionet2012"}
-    outside = book._run_parameters(book.get_run("simulated"), "cpu", None, root)
+    outside = book.run_parameters(book.get_run("simulated"), "cpu", None, root)
     assert outside["data_dir"] is None
-    assert book._run_parameters(book.get_run("tutorial_03_guidance"), "cpu", None, root) == {"scale": "cpu"}
+    assert book.run_parameters(book.get_run("tutorial_03_guidance"), "cpu", None, root) == {"scale": "cpu"}
 
 
 # ------------------------------------------------------------------ results
@@ -305,14 +306,14 @@ def test_results_markdown_table_and_figure(tmp_path):
     text = book.results_markdown(df)
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("| Dataset | Evaluator"))
-    assert header == "| Dataset | Evaluator | Protocol | Real only (TRTR) | TarDiff | SMOTE |"
-    assert "| Simulated ICU cohort | gru | TSTR | 0.400 ± 0.010 | **0.420 ± 0.010** | 0.380 ± 0.010 |" in lines
-    assert "| Simulated ICU cohort | gru | TSRTR, α = 1 | 0.400 ± 0.010 | **0.440 ± 0.010** | 0.410 ± 0.010 |" in lines
+    assert header == "| Dataset | Evaluator | Protocol | Real only (TRTR) | SMOTE | TarDiff |"  # registry order
+    assert "| Simulated ICU cohort | gru | TSTR | 0.400 ± 0.010 | 0.380 ± 0.010 | **0.420 ± 0.010** |" in lines
+    assert "| Simulated ICU cohort | gru | TSRTR, α = 1 | 0.400 ± 0.010 | 0.410 ± 0.010 | **0.440 ± 0.010** |" in lines
     assert "α = 0.2" not in text  # the cross-dataset table shows TSRTR at its largest ratio
     assert "| Simulated ICU cohort | mortality | 0.080 | 0.600 | 3 |" in lines
     assert "```{figure} figures/results_overview.png" in text and "```{dropdown} AUROC" in text
 
-    png = book.plot_results(df, tmp_path / "fig" / "overview.png")
+    png = book.write_results_figure(df, tmp_path / "fig" / "overview.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert not list((tmp_path / "fig").glob("*.part"))
 
@@ -330,7 +331,7 @@ def test_verdicts_compare_tardiff_with_the_best_baseline_and_respect_the_spread(
     noisy[1]["auprc_std"] = 0.05
     _write_summary(exp / "mimic3", noisy)
     _write_summary(exp / "eicu_demo", [_row("real", "trtr", 0.40), _row("smote", "rebalance", 0.45)])  # no TarDiff
-    simulated, physionet, mimic = book.verdicts(book.collect_results(exp))
+    simulated, physionet, mimic = report.verdict_sentences(book.collect_results(exp))
     assert simulated.startswith("**Simulated ICU cohort** (gru evaluator): TarDiff 0.440 ± 0.010 (TSRTR, α = 0.5)")
     assert "best baseline, SMOTE 0.410 ± 0.010 (TSRTR, α = 1); real data alone 0.400 ± 0.010" in simulated
     assert simulated.endswith("TarDiff **beat** it.")
@@ -369,7 +370,7 @@ def test_launch_buttons_point_at_the_source_notebook():
         {"label": "launch-buttons", "buttons": [{"url": url}]},
         {"label": "download-buttons", "buttons": [{"url": f"_sources/{run.output}"}]},
     ]}
-    book._point_launch_buttons_at_sources(None, run.page, "page.html", context, None)
+    book_sphinx._point_launch_buttons_at_sources(None, run.page, "page.html", context, None)
     assert context["header_buttons"][0]["buttons"][0]["url"].endswith("/blob/main/notebooks/experiment.ipynb")
     assert context["header_buttons"][1]["buttons"][0]["url"] == f"_sources/{run.output}"  # downloads untouched
 
@@ -380,7 +381,7 @@ def test_duplicate_inline_scripts_are_dropped():
     scripts = [_JavaScript(None, body="const A = 1"), _JavaScript("_static/x.js"), _JavaScript("", body="const A = 1"),
                _JavaScript("", body="const B = 2")]
     context = {"script_files": scripts}
-    book._drop_duplicate_scripts(None, "p", "page.html", context, None)
+    book_sphinx._drop_duplicate_scripts(None, "p", "page.html", context, None)
     assert context["script_files"] == [scripts[0], scripts[1], scripts[3]]
 
 
@@ -425,7 +426,7 @@ def _threads_notebook(root: Path, name: str) -> book.NotebookRun:
 
 def test_execute_runs_in_parallel_finishes_every_notebook_before_raising(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(book, "available_cpus", lambda: 4)
+    monkeypatch.setattr(book.execute, "available_cpus", lambda: 4)
     runs = [_threads_notebook(tmp_path, name) for name in ("a", "b", "c")]
     pending = [(runs[0], {}, "a"), (runs[1], {"fail": True}, "b"), (runs[2], {}, "c")]
     with pytest.raises(TardiffError, match=r"notebooks/b\.ipynb failed for 'b'.*told to fail"):
@@ -442,10 +443,10 @@ def test_execute_runs_in_parallel_finishes_every_notebook_before_raising(tmp_pat
 
 
 def test_default_jobs_follow_the_cores_and_the_scale(monkeypatch):
-    monkeypatch.setattr(book, "available_cpus", lambda: 2)
+    monkeypatch.setattr(book.execute, "available_cpus", lambda: 2)
     assert book.default_jobs("cpu") == 2 and book.default_jobs("smoke") == 2
     assert book.default_jobs("paper") == 1  # one GPU, one notebook at a time
-    monkeypatch.setattr(book, "available_cpus", lambda: 16)
+    monkeypatch.setattr(book.execute, "available_cpus", lambda: 16)
     assert book.default_jobs("cpu") == 4
     with pytest.raises(ParameterError, match="jobs must be at least 1"):
         book.build_book(scale="smoke", root=REPO, jobs=0)
@@ -454,13 +455,13 @@ def test_default_jobs_follow_the_cores_and_the_scale(monkeypatch):
 def test_mathjax_is_bundled_and_used_unless_configured():
     from types import SimpleNamespace
 
-    source = book.bundled_mathjax()
+    source = book_sphinx.bundled_mathjax()
     assert source is not None and (source / "MathJax.js").is_file(), "jupyter-server-mathjax is a book dependency"
     config = SimpleNamespace(mathjax_path="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js")
-    book._use_bundled_mathjax(None, config)
-    assert config.mathjax_path.startswith(book.MATHJAX_STATIC + "/MathJax.js?config=")
+    book_sphinx._use_bundled_mathjax(None, config)
+    assert config.mathjax_path.startswith(book_sphinx.MATHJAX_STATIC + "/MathJax.js?config=")
     mine = SimpleNamespace(mathjax_path="my/mathjax.js")  # a path set in _config.yml is kept
-    book._use_bundled_mathjax(None, mine)
+    book_sphinx._use_bundled_mathjax(None, mine)
     assert mine.mathjax_path == "my/mathjax.js"
 
 

@@ -1,0 +1,154 @@
+"""Building the whole book: execute the notebooks, write the results page, run jupyter-book.
+
+:func:`build_book` is what ``tardiff book`` and ``make book`` call:
+
+1. it executes each run of :data:`~tardiff.book.runs.NOTEBOOK_RUNS` whose source notebook
+   and data are present, into ``book/experiments/`` or ``book/teaching/`` (generated,
+   git-ignored), and writes a short markdown page instead where the data or the source
+   notebook is missing, so the table of contents always resolves;
+2. it gathers each experiment's ``summary.csv`` into the generated results table and
+   overview figure that ``book/results.md`` includes;
+3. it runs ``jupyter-book build`` on the repository root (``_config.yml`` and ``_toc.yml``
+   live there) and returns the HTML folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterable
+
+from tardiff.book.execute import default_jobs, execute_runs
+from tardiff.book.pages import write_data_absent_page, write_not_executed_page
+from tardiff.book.results import write_results_page
+from tardiff.book.runs import NOTEBOOK_RUNS, display_path, get_run, locate_data, run_parameters, run_title
+from tardiff.data.cache import atomic_path
+from tardiff.errors import ParameterError, TardiffError
+from tardiff.presets import check_scale
+
+
+def _jupyter_book_command() -> list[str]:
+    exe = Path(sys.executable).with_name("jupyter-book")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if found is None:
+        raise TardiffError('jupyter-book is not installed; run `pip install -e ".[book]"` (or `make book`)')
+    return [found]
+
+
+def run_jupyter_book(root: str | os.PathLike = ".", warnings_as_errors: bool = False, progress: bool = True) -> Path:
+    """Run ``jupyter-book build --all`` on ``root``; log to ``_build/jupyter-book.log``; return ``_build/html``."""
+    root = Path(root)
+    cmd = [*_jupyter_book_command(), "build", str(root), "--all"]
+    if warnings_as_errors:
+        cmd += ["-W", "--keep-going"]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if progress:
+            sys.stdout.write(line)
+    proc.wait()
+    log = root / "_build" / "jupyter-book.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(log) as tmp:
+        tmp.write_text("".join(lines), encoding="utf-8")
+    if proc.returncode != 0:
+        plain = (re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in lines)  # drop terminal colours
+        problems = [ln for ln in plain if "WARNING" in ln or "ERROR" in ln]
+        first = f": {problems[0]}" if problems else ""
+        raise TardiffError(
+            f"jupyter-book build failed with {len(problems)} warning(s)/error(s){first}; the full log is {log}"
+        )
+    return root / "_build" / "html"
+
+
+def build_book(
+    scale: str = "cpu",
+    data_dir: str | os.PathLike | None = None,
+    only: Iterable[str] | None = None,
+    strict: bool = False,
+    progress: bool = True,
+    warnings_as_errors: bool = False,
+    root: str | os.PathLike = Path("."),
+    jobs: int | None = None,
+) -> Path:
+    """Execute the book's notebooks, write the results page, and build the HTML book.
+
+    Parameters
+    ----------
+    scale : {"smoke", "cpu", "paper"}
+        Passed to every notebook as the ``scale`` parameter.
+    data_dir : path, optional
+        Folder with one sub-folder per dataset (``physionet2012/``, ``mimic3/`` or
+        ``mimic3_demo/``, ``yaib_demo/mortality24/eicu_demo/``, ...); defaults to
+        ``$TARDIFF_DATA_DIR``, else ``<root>/data``.
+    only : iterable of str, optional
+        Names of the runs to execute (see :data:`NOTEBOOK_RUNS`); the others keep their
+        earlier output, or get a placeholder page if they have none.
+    strict : bool
+        Raise instead of writing a placeholder when a source notebook is missing.
+    progress : bool
+        Show papermill's and Sphinx's progress.
+    warnings_as_errors : bool
+        Build with ``-W --keep-going`` (any Sphinx warning fails the build).
+    root : path
+        The repository root (where ``_config.yml`` and ``_toc.yml`` are).
+    jobs : int, optional
+        Notebooks executed at once, each in its own kernel (see :func:`execute_runs`);
+        default :func:`default_jobs`.
+
+    Returns
+    -------
+    pathlib.Path
+        The HTML folder, ``<root>/_build/html``.
+
+    Raises
+    ------
+    TardiffError
+        If a notebook fails (its partial output is kept as ``.failed.ipynb``), a source
+        notebook is missing with ``strict=True``, or the Sphinx build fails.
+
+    Examples
+    --------
+    >>> build_book(scale="smoke", only=["simulated"])  # doctest: +SKIP
+    PosixPath('_build/html')
+    """
+    check_scale(scale)
+    root = Path(root)
+    if not (root / "_config.yml").exists():
+        raise ParameterError(f"{root.resolve()} has no _config.yml; run from the repository root or pass root=")
+    selected = None if only is None else {get_run(name).name for name in only}
+
+    jobs = default_jobs(scale) if jobs is None else int(jobs)
+    if jobs < 1:
+        raise ParameterError(f"jobs must be at least 1, got {jobs}")
+
+    pending = []  # (run, parameters, title) of the runs to execute
+    for run in NOTEBOOK_RUNS:
+        chosen = selected is None or run.name in selected
+        has_output = (root / run.output).exists() or (root / (run.page + ".md")).exists()
+        if not chosen:
+            if not has_output:
+                write_not_executed_page(run, "it was not selected in this build.", root)
+            continue
+        if not (root / run.source).exists():
+            if strict:
+                raise TardiffError(f"source notebook {run.source} is missing; restore it or build with strict=False")
+            write_not_executed_page(run, "that notebook is not in this copy of the repository.", root)
+            continue
+        present, folder, looked = locate_data(run, data_dir, root)
+        if not present:
+            write_data_absent_page(run, [display_path(Path(p), root) for p in looked], root)
+            continue
+        pending.append((run, run_parameters(run, scale, folder, root), run_title(run, folder)))
+
+    execute_runs(pending, root, jobs=jobs, progress=progress)
+    write_results_page(root)
+    return run_jupyter_book(root, warnings_as_errors=warnings_as_errors, progress=progress)
+

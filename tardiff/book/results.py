@@ -1,0 +1,272 @@
+"""The Results page: every experiment's summary gathered, tabulated and drawn.
+
+:func:`collect_results` reads each executed experiment's ``summary.csv`` into one table;
+:func:`write_results_page` writes ``book/results_table.md`` (the verdicts of
+:func:`tardiff.report.verdict_sentences`, the cross-dataset tables) and the overview figure
+(:func:`tardiff.plots.plot_results`) that ``book/results.md`` includes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tardiff import registry
+from tardiff.book.runs import NOTEBOOK_RUNS
+from tardiff.data.cache import atomic_path
+from tardiff.errors import DataError
+from tardiff.report import largest_alpha, mean_std, protocol_text, verdict_sentences
+
+#: Columns every experiment's ``summary.csv`` must have (the contract with the experiment notebook).
+SUMMARY_COLUMNS = (
+    "dataset", "task", "method", "protocol", "evaluator",
+    "auprc_mean", "auprc_std", "auroc_mean", "auroc_std", "minority_f1_mean", "minority_f1_std", "n_seeds",
+)
+#: Optional columns used when present: TSRTR's synthetic-to-real ratio, the test-set positive
+#: rate (the AUPRC of a random ranking) and, for the simulated cohort, the Bayes-optimal AUPRC.
+OPTIONAL_SUMMARY_COLUMNS = ("alpha", "prevalence", "bayes_auprc")
+
+RESULTS_TABLE = "book/results_table.md"
+RESULTS_FIGURE = "book/figures/results_overview.png"
+
+
+def _read_reference(results_json: Path) -> dict:
+    """Prevalence and Bayes AUPRC from an experiment's ``results.json`` (``reference`` entry), if any."""
+    if not results_json.exists():
+        return {}
+    try:
+        reference = json.loads(results_json.read_text()).get("reference", {})
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{results_json} is not readable JSON ({exc}); re-run that experiment notebook") from exc
+    out = {}
+    if reference.get("prevalence") is not None:
+        out["prevalence"] = float(reference["prevalence"])
+    bayes = reference.get("bayes") or {}
+    if bayes.get("auprc") is not None:
+        out["bayes_auprc"] = float(bayes["auprc"])
+    return out
+
+
+def collect_results(experiments_dir: str | os.PathLike) -> pd.DataFrame:
+    """Concatenate every ``<experiments_dir>/<run>/summary.csv`` into one table.
+
+    Parameters
+    ----------
+    experiments_dir : path
+        The folder holding one sub-folder per experiment run (``book/experiments``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run`` (the sub-folder's name), ``title`` (the page title the run was built with,
+        from ``book_run.json``, else the run's title), the :data:`SUMMARY_COLUMNS`, and those of
+        :data:`OPTIONAL_SUMMARY_COLUMNS` that any run provides, ordered by the book's run
+        order and then by method. A summary's ``n`` column is read as ``n_seeds``; the
+        prevalence and the Bayes AUPRC come from the summary's own columns or, failing
+        that, from the ``reference`` entry of ``results.json`` beside it.
+
+    Raises
+    ------
+    DataError
+        If a summary lacks a required column.
+
+    Examples
+    --------
+    >>> collect_results("no/such/folder").empty
+    True
+    """
+    experiments_dir = Path(experiments_dir)
+    frames = []
+    for path in sorted(experiments_dir.glob("*/summary.csv")):
+        frame = pd.read_csv(path)
+        if "n_seeds" not in frame.columns and "n" in frame.columns:
+            frame = frame.rename(columns={"n": "n_seeds"})
+        missing = [c for c in SUMMARY_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path} lacks the column(s) {', '.join(missing)}; re-run that experiment notebook")
+        for key, value in _read_reference(path.with_name("results.json")).items():
+            if key not in frame.columns:
+                frame[key] = value
+        frame.insert(0, "title", _recorded_title(path.parent))
+        frame.insert(0, "run", path.parent.name)
+        frames.append(frame)
+    columns = ["run", "title", *SUMMARY_COLUMNS]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    df = pd.concat(frames, ignore_index=True)
+    run_rank = {r.name: i for i, r in enumerate(NOTEBOOK_RUNS)}
+    df["_run"] = df["run"].map(run_rank).fillna(len(run_rank))
+    df["_method"] = df["method"].map(registry.order)
+    df["_protocol"] = df["protocol"].map(registry.protocol_order)
+    sort = ["_run", "run", "task", "evaluator", "_protocol", "protocol"] + (["alpha"] if "alpha" in df else [])
+    df = df.sort_values(sort + ["_method", "method"], kind="stable")
+    extra = [c for c in OPTIONAL_SUMMARY_COLUMNS if c in df.columns]
+    return df[columns + extra].reset_index(drop=True)
+
+
+def _recorded_title(run_dir: Path) -> str:
+    """The title ``build_book`` recorded for a run's folder, else the run's own title, else the folder name."""
+    record = run_dir / "book_run.json"
+    if record.exists():
+        try:
+            title = json.loads(record.read_text()).get("title")
+        except (OSError, ValueError):
+            title = None
+        if title:
+            return str(title)
+    return next((r.title for r in NOTEBOOK_RUNS if r.name == run_dir.name), run_dir.name)
+
+
+def _titles(df: pd.DataFrame) -> dict:
+    """run -> the title to show (the ``title`` column when present)."""
+    if "title" in df:
+        return dict(zip(df["run"], df["title"]))
+    return {run: next((r.title for r in NOTEBOOK_RUNS if r.name == run), run) for run in df["run"]}
+
+
+def _pipe_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    esc = lambda cell: str(cell).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(esc(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+
+def _metric_table(df: pd.DataFrame, metric: str) -> list[str]:
+    """One row per dataset, evaluator and protocol; one column per method; the real-only TRTR score as reference."""
+    df = largest_alpha(df.copy())
+    if "alpha" not in df:
+        df["alpha"] = np.nan
+    titles = _titles(df)
+    is_ref = df["method"].isin(registry.method_names("reference")) & (df["protocol"] == "trtr")
+    reference = {(r.run, r.task, r.evaluator): (r[f"{metric}_mean"], r[f"{metric}_std"]) for _, r in df[is_ref].iterrows()}
+    body = df[~is_ref]
+    methods = sorted(dict.fromkeys(body["method"]), key=lambda m: (registry.order(m), m))
+    header = ["Dataset", "Evaluator", "Protocol", "Real only (TRTR)", *[registry.label(m) for m in methods]]
+    rows = []
+    for (run, task, evaluator, protocol, alpha), part in body.groupby(
+            ["run", "task", "evaluator", "protocol", "alpha"], sort=False, dropna=False):
+        by_method = part.drop_duplicates("method").set_index("method")
+        ref = reference.get((run, task, evaluator), (np.nan, np.nan))
+        values = [ref] + [
+            (by_method.at[m, f"{metric}_mean"], by_method.at[m, f"{metric}_std"]) if m in by_method.index
+            else (np.nan, np.nan)
+            for m in methods
+        ]
+        means = [v[0] for v in values if pd.notna(v[0])]
+        best = max(means) if len(means) > 1 else None
+        cells = [f"**{mean_std(*v)}**" if best is not None and v[0] == best else mean_std(*v) for v in values]
+        rows.append([titles[run], str(evaluator), protocol_text(protocol, alpha), *cells])
+    if not rows:  # only real-only results: show them on their own
+        rows = [[titles[run], str(ev), "TRTR", mean_std(*ref)] for (run, _task, ev), ref in reference.items()]
+    return _pipe_table(header, rows)
+
+
+
+
+def results_markdown(df: pd.DataFrame) -> str:
+    """The MyST text of ``book/results_table.md``: the overview figure and the cross-dataset tables.
+
+    Examples
+    --------
+    >>> "No experiment" in results_markdown(collect_results("no/such/folder"))
+    True
+    """
+    if df.empty:
+        return (
+            ":::{note}\n"
+            "No experiment has produced results in this build yet: no "
+            "`book/experiments/<dataset>/summary.csv` was found. The table and figure appear here once "
+            "the experiment notebooks have run (`tardiff book`, or `make book`).\n"
+            ":::\n"
+        )
+    titles = _titles(df)
+    lines = [
+        "### At a glance",
+        "",
+        "Test AUPRC, each method at its best protocol (mean ± standard deviation over seeds):",
+        "",
+        *[f"- {line}" for line in verdict_sentences(df.assign(title=df["run"].map(titles)))],
+        "",
+        "### Every method and protocol",
+        "",
+        f"```{{figure}} {Path(RESULTS_FIGURE).relative_to('book').as_posix()}",
+        ":name: fig-results-overview",
+        ":alt: Test AUPRC of each method on each dataset, with error bars, the prevalence and the Bayes optimum",
+        ":width: 100%",
+        "",
+        "Test AUPRC of each method (mean ± standard deviation over seeds; one row of panels per dataset, one "
+        "column per evaluator, one bar colour per protocol; TSRTR at its largest synthetic-to-real ratio α). "
+        "The dashed line is the test-set prevalence, the AUPRC of a random ranking; the dotted red line, where "
+        "shown, is the Bayes-optimal AUPRC of the simulated cohort.",
+        "```",
+        "",
+        "### The datasets",
+        "",
+    ]
+    per_run = df.groupby("run", sort=False)
+    cohort_rows = []
+    for run, part in per_run:
+        first = part.iloc[0]
+        prevalence = first["prevalence"] if "prevalence" in part else np.nan
+        bayes = first["bayes_auprc"] if "bayes_auprc" in part else np.nan
+        seeds = part["n_seeds"].dropna()
+        cohort_rows.append([
+            titles[run], str(first["task"]), "–" if pd.isna(prevalence) else f"{prevalence:.3f}",
+            "–" if pd.isna(bayes) else f"{bayes:.3f}", str(int(seeds.max())) if len(seeds) else "–",
+        ])
+    lines += _pipe_table(["Dataset", "Task", "Test prevalence", "Bayes-optimal AUPRC", "Seeds"], cohort_rows)
+    lines += [
+        "",
+        "The test prevalence is the AUPRC of a random ranking; the Bayes-optimal AUPRC (known only for the "
+        "simulated cohort) is the best any model can reach on average.",
+        "",
+        "### AUPRC",
+        "",
+        "```{container} tardiff-results",
+    ]
+    lines += _metric_table(df, "auprc")
+    lines += [
+        "```",
+        "",
+        "Mean ± standard deviation over seeds on the real test split. *Real only (TRTR)* is the evaluator "
+        "trained on the real training split alone. Bold marks the highest mean in a row; a difference "
+        "smaller than the standard deviations is not evidence that one method is better. TSRTR is shown at "
+        "its largest synthetic-to-real ratio; each experiment chapter shows every ratio.",
+    ]
+    for metric, title in (("auroc", "AUROC"), ("minority_f1", "Minority-class F1")):
+        lines += ["", f"````{{dropdown}} {title}", "```{container} tardiff-results"]
+        lines += _metric_table(df, metric)
+        lines += ["```", "````"]
+    return "\n".join(lines) + "\n"
+
+
+
+def write_results_figure(results: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Draw :func:`tardiff.plots.plot_results` of ``results`` to a PNG at ``path``, atomically."""
+    from tardiff.plots import plot_results
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        plot_results(results).savefig(tmp, format="png", dpi=110)
+    return path
+
+
+def write_results_page(root: str | os.PathLike = ".") -> pd.DataFrame:
+    """Write ``book/results_table.md`` (and the overview figure when there are results); return the table."""
+    root = Path(root)
+    df = collect_results(root / "book" / "experiments")
+    figure = root / RESULTS_FIGURE
+    if df.empty:
+        if figure.exists():
+            figure.unlink()  # never show a figure from an earlier build next to "no results"
+    else:
+        write_results_figure(df, figure)
+    with atomic_path(root / RESULTS_TABLE) as tmp:
+        tmp.write_text(results_markdown(df), encoding="utf-8")
+    return df
+
