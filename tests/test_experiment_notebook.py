@@ -1,0 +1,77 @@
+"""The experiment notebook: a thin page over the package, run at smoke scale like the book runs it."""
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from tardiff import book, registry
+from tardiff.report import verdict_sentences
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / book.EXPERIMENT_NOTEBOOK
+
+
+def _code(nb) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def test_the_notebook_defines_no_functions():
+    """Parameters, verdicts and tables come from the package: no def, no lambda, no class."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = _code(nb)
+    assert "def " not in code and "lambda" not in code
+    tree = ast.parse(code)
+    defined = [type(n).__name__ for n in ast.walk(tree)
+               if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef))]
+    assert defined == []
+    for name in ("ExperimentConfig.from_parameters", "verdict_sentences(", "paired_table("):
+        assert name in code, f"the notebook should call {name}"
+
+
+def test_the_notebook_follows_the_skeleton():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    assert "**Objectives.**" in nb.cells[0].source and "**Prerequisites.**" in nb.cells[0].source
+    (parameters,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert nb.cells.index(parameters) == 1
+    assert all(not c.outputs and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                if line.startswith("## ")]
+    assert headings[0].startswith("## 1.") and "## Summary" in headings and "## References" in headings
+
+
+def test_the_parameter_comment_offers_the_registered_evaluators():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    (parameters,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    (line,) = [ln for ln in parameters.source.splitlines() if ln.startswith("evaluators =")]
+    offered = line.split("#", 1)[1].split(":", 1)[1].split(";", 1)[0]
+    assert [e.strip() for e in offered.split(",")] == list(registry.evaluator_names())
+
+
+@pytest.mark.slow
+def test_the_notebook_runs_at_smoke_scale_and_agrees_with_the_results_page(tmp_path, monkeypatch):
+    papermill = pytest.importorskip("papermill", reason="papermill is part of the book extra: pip install -e '.[book]'")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out_dir = tmp_path / "experiments" / "simulated"
+    executed = tmp_path / "simulated.ipynb"
+    papermill.execute_notebook(str(NOTEBOOK), str(executed), kernel_name="python3", cwd=str(REPO),
+                               progress_bar=False, parameters={
+                                   "scale": "smoke", "out_dir": str(out_dir), "evaluators": "cnn",
+                                   "sweep_scales": "0,100"})
+    nb = nbformat.read(executed, as_version=4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    glued = {}
+    for o in outputs:
+        record = o.get("metadata", {}).get("scrapbook", {})
+        if record.get("name"):
+            glued[record["name"]] = next((v for k, v in o["data"].items() if k.endswith("text/markdown")), None)
+    # the chapter's verdict is the Results page's sentence, less the dataset's title
+    (results_sentence,) = verdict_sentences(book.collect_results(tmp_path / "experiments"))
+    assert glued["verdict"].split(": ", 1)[1] == results_sentence.split(": ", 1)[1]
+    summary = pd.read_csv(out_dir / "summary.csv")
+    assert {*registry.method_names("control"), *registry.method_names("tardiff")} <= set(summary["method"])
