@@ -8,30 +8,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import get_args
 
 import pandas as pd
 
-from tardiff.errors import TardiffError
+from tardiff.errors import ParameterError, TardiffError
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", help="dataset name (see `tardiff datasets`)")
     p.add_argument("--data-dir", default=None, help="folder with the raw files (default $TARDIFF_DATA_DIR/<dataset> or data/<dataset>)")
     p.add_argument("--task", default=None, help="prediction task (default: the dataset's first task)")
+    p.add_argument("--sets", default=None,
+                   help="PhysioNet 2012 only: which challenge sets to read, a, ab (default) or abc")
+
+
+def _loader_options(args: argparse.Namespace) -> dict:
+    return {} if args.sets is None else {"sets": args.sets}
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from tardiff.data import DATASETS, data_status
+    from tardiff.data import DATASETS
+    from tardiff.data.registry import data_availability
 
     rows = []
     for name, spec in DATASETS.items():
-        present, where = data_status(name)
+        status = data_availability(name)
         rows.append({
-            "dataset": name, "tasks": ",".join(spec.tasks), "present": present, "where": where,
-            "title": spec.title, "license": spec.license, "how_to_get": spec.how_to_get,
+            "dataset": name, "tasks": ",".join(spec.tasks), "present": status.present, "where": status.where,
+            "detail": status.detail, "title": spec.title, "license": spec.license, "how_to_get": spec.how_to_get,
         })
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -41,6 +49,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         print(f"{r['dataset']:<14} {state:<8} tasks: {r['tasks']:<22} {r['title']}")
         print(f"{'':<14} {'':<8} data: {r['where']} | license: {r['license']}")
         if not r["present"]:
+            if r["detail"]:
+                print(f"{'':<14} {'':<8} found: {r['detail']}")
             print(f"{'':<14} {'':<8} get it: {r['how_to_get']}")
     return 0
 
@@ -49,7 +59,8 @@ def cmd_data(args: argparse.Namespace) -> int:
     from tardiff.data import load_cohort
     from tardiff.data.card import data_summary, dataset_card
 
-    cohort = load_cohort(args.dataset, data_dir=args.data_dir, task=args.task)
+    cohort = load_cohort(args.dataset, data_dir=args.data_dir, task=args.task,
+                         progress=False if args.quiet else None, **_loader_options(args))
     summary = data_summary(cohort)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -81,7 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = ExperimentConfig.from_parameters(
         dataset=args.dataset, task=args.task, data_dir=args.data_dir, scale=args.scale, methods=args.methods,
         seeds=args.seeds, evaluators=args.evaluators, guidance_scale=args.guidance_scale,
-        guidance_set=args.guidance_set, device=args.device, out_dir=args.out, progress=not args.quiet,
+        guidance_set=args.guidance_set, device=args.device, out_dir=args.out, cache_dir=args.cache_dir,
+        progress=not args.quiet, sets=args.sets,
     )
     experiment = Experiment(config)
     experiment.run()
@@ -101,6 +113,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_book(args: argparse.Namespace) -> int:
     from tardiff.book import build_book
 
+    if args.cache_dir is not None:  # the notebooks' kernels inherit it: every cache moves there
+        if not args.cache_dir.strip():
+            raise ParameterError("--cache-dir is empty; pass a folder or leave it out")
+        os.environ["TARDIFF_CACHE_DIR"] = str(Path(args.cache_dir).resolve())
     html = build_book(scale=args.scale, data_dir=args.data_dir, only=args.only, strict=args.strict,
                       progress=not args.quiet, warnings_as_errors=args.warnings_as_errors, jobs=args.jobs)
     print(f"book built: open {html / 'book' / 'intro.html'}")
@@ -139,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="summarise one dataset (a dataset card, or --json)")
     _add_data_args(p)
     p.add_argument("--json", action="store_true", help="print the machine-readable summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_data)
 
     from tardiff import registry
@@ -165,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"TarDiff's w (the paper uses {DEFAULT_GUIDANCE_SCALE:g})")
     p.add_argument("--guidance-set", choices=get_args(GuidanceSet), default="val")
     p.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
+    p.add_argument("--cache-dir", default=None,
+                   help="artifact cache: trained models and synthetic sets (default $TARDIFF_CACHE_DIR/artifacts, "
+                        "else data/cache/artifacts); a shared folder lets runs reuse each other's work")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
@@ -176,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=_csv(str), default=None, help="comma-separated runs to (re-)execute; others are kept")
     p.add_argument("--strict", action="store_true", help="fail when a source notebook is missing")
     p.add_argument("-W", "--warnings-as-errors", action="store_true", help="fail on any Sphinx warning")
+    p.add_argument("--cache-dir", default=None,
+                   help="every cache (parsed cohorts, trained models, synthetic sets) goes here; sets $TARDIFF_CACHE_DIR")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="notebooks executed at once (default: one per CPU core, at most 4; 1 at paper scale)")
     p.add_argument("--quiet", action="store_true")

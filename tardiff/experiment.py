@@ -17,7 +17,9 @@ checkpoint choice.
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -30,8 +32,18 @@ from tqdm import tqdm
 import tardiff
 from tardiff import registry
 from tardiff.data import PreparedCohort, load_cohort, prepare
-from tardiff.data.cache import atomic_path, hash_key, write_json
-from tardiff.errors import ParameterError
+from tardiff.data.cache import (
+    artifact_cache_dir,
+    atomic_path,
+    file_lock,
+    hash_key,
+    load_arrays,
+    read_json_verified,
+    save_arrays,
+    write_json,
+    write_json_verified,
+)
+from tardiff.errors import DataError, ParameterError
 from tardiff.evaluation.protocols import SyntheticSets, TrainingSet, training_sets
 from tardiff.evaluation.utility import bootstrap_ci, choose_threshold, summarise_over_seeds, utility_metrics
 from tardiff.guidance import GuidanceOptions, GuidanceSet
@@ -76,8 +88,9 @@ class ExperimentConfig:
     similarity: Literal["dot", "cosine"] = "dot"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out_dir: str = "runs/simulated"
-    cache_dir: str = "data/cache/artifacts"
+    cache_dir: str | None = None  # None: $TARDIFF_CACHE_DIR/artifacts, else data/cache/artifacts
     progress: bool = True
+    sets: str | None = None  # PhysioNet 2012: which challenge sets ("a", "ab", "abc"); None: the loader's default
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
@@ -97,6 +110,14 @@ class ExperimentConfig:
             raise ParameterError("evaluators is empty; pass at least one of " + ",".join(registry.evaluator_names()))
         if not self.seeds:
             raise ParameterError("seeds is empty; pass at least one seed, e.g. --seeds 0")
+        _check_seeds(self.seeds)
+        _check_seeds((self.split_seed,), name="split seed")
+        if not str(self.out_dir).strip():
+            raise ParameterError("the output folder is empty; pass --out DIR (or leave it out for runs/<dataset>)")
+        if self.cache_dir is not None and not str(self.cache_dir).strip():
+            raise ParameterError("the cache folder is empty; pass --cache-dir DIR or leave it out")
+        if self.sets is not None and self.dataset != "physionet2012":
+            raise ParameterError(f"sets applies to physionet2012 only, not {self.dataset}; leave --sets out")
         resolve_device(self.device)  # 'cuda' without a CUDA device fails here, before any work
 
     @classmethod
@@ -131,7 +152,7 @@ class ExperimentConfig:
                 params["guidance_scale"] = float(params["guidance_scale"])
             except (TypeError, ValueError):
                 raise ParameterError(f"guidance_scale must be a number; got {params['guidance_scale']!r}") from None
-        params["out_dir"] = out_dir or f"runs/{params.get('dataset', cls.dataset)}"
+        params["out_dir"] = f"runs/{params.get('dataset', cls.dataset)}" if out_dir is None else out_dir
         return cls(**params)
 
     @property
@@ -146,6 +167,16 @@ class ExperimentConfig:
 
     def resolved_device(self) -> str:
         return str(resolve_device(self.device))
+
+    def resolved_cache_dir(self) -> Path:
+        """The artifact cache: ``cache_dir``, else ``$TARDIFF_CACHE_DIR/artifacts``, else ``data/cache/artifacts``."""
+        return Path(self.cache_dir) if self.cache_dir is not None else artifact_cache_dir()
+
+    def check_writable(self) -> None:
+        """Fail before any work when the output or cache folder cannot be written (one line)."""
+        for what, folder in (("output folder (--out)", Path(self.out_dir)),
+                             ("cache folder (--cache-dir or $TARDIFF_CACHE_DIR)", self.resolved_cache_dir())):
+            check_writable_folder(folder, what)
 
     def all_methods(self) -> tuple[str, ...]:
         """The methods to run: the chosen ones, plus the controls when the reference is among them."""
@@ -163,6 +194,38 @@ def split_list(value: str | Sequence) -> tuple[str, ...]:
     """
     items = str(value).split(",") if isinstance(value, str) else value
     return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+MAX_SEED = 2 ** 32 - 1  # numpy's and scikit-learn's random_state range
+
+
+def _check_seeds(seeds: Sequence[int], name: str = "seeds") -> None:
+    bad = [s for s in seeds if not 0 <= int(s) <= MAX_SEED]
+    if bad:
+        raise ParameterError(f"{name} must lie in 0..{MAX_SEED}; got {bad[0]}")
+    repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if repeated:
+        raise ParameterError(f"{name} {','.join(map(str, repeated))} given twice: a repeated seed would be counted as "
+                             "another run with spread 0; pass each seed once")
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """A one-line :class:`ParameterError` unless ``folder`` is (or can be created as) a writable folder."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ParameterError(f"the {what} {folder} is a file; pass a folder")
+    existing = folder
+    while not existing.exists():  # the deepest existing ancestor decides whether it can be created
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ParameterError(f"the {what} {folder} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ParameterError(f"the {what} {folder} is not writable ({existing} is read-only); choose another folder")
+    try:  # a read-only file system refuses even root, whom os.access always answers yes
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise ParameterError(f"the {what} {folder} is not writable ({err.strerror}); choose another folder") from None
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -188,10 +251,22 @@ class DataLedger:
                 raise RuntimeError(f"{len(leaked)} test stays reached {component}: the evaluation would be biased")
 
 
+#: Fewest stays of a class that still give every split (train, validation, test) both classes.
+MIN_STAYS_PER_CLASS = 3
+
+
 def load_prepared(config: ExperimentConfig) -> PreparedCohort:
     """Load the cohort, subsample it to the scale's size (stratified), split and prepare it."""
     options = {"n": config.preset.simulated_n, "seed": config.split_seed} if config.dataset == "simulated" else {}
-    cohort = load_cohort(config.dataset, data_dir=config.data_dir, task=config.task, **options)
+    if config.sets is not None:
+        options["sets"] = config.sets
+    cohort = load_cohort(config.dataset, data_dir=config.data_dir, task=config.task,
+                         progress=None if config.progress else False, **options)
+    counts = np.bincount(cohort.y, minlength=2)
+    if counts.min() < MIN_STAYS_PER_CLASS:
+        raise DataError(f"{config.dataset}/{cohort.task} has {counts[1]} positive and {counts[0]} negative stays; a "
+                        f"comparison needs at least {MIN_STAYS_PER_CLASS} of each class (train, validation and test "
+                        "each need both); use a larger cohort or another task")
     cap = config.preset.max_stays
     if cap is not None and cohort.shape[0] > cap:
         from sklearn.model_selection import train_test_split
@@ -216,6 +291,33 @@ def guidance_data(prepared: PreparedCohort, which: GuidanceSet) -> tuple[np.ndar
     return X, y, sid
 
 
+#: Bump when what the runner stores changes meaning, so older artifacts are not reused.
+CACHE_VERSION = 2
+
+
+def content_hash(prepared: PreparedCohort) -> str:
+    """SHA-256 of everything a run computes from: the raw cohort (values in clinical units, labels,
+    stay ids) and every prepared split (standardised values, labels, stay ids).
+
+    Artifacts and records are keyed by this, never by proxies (a path, a shape, the first ids):
+    a dataset whose values changed under the same folder gets new keys and is recomputed.
+    """
+    digest = hashlib.sha256()
+    cohort = prepared.cohort
+    parts = [("raw", (cohort.X, cohort.y, cohort.stay_ids))]
+    parts += [(name, (*prepared.part(name), prepared.ids[name])) for name in ("train", "val", "test")]
+    for name, arrays in parts:
+        for array in arrays:
+            array = np.asarray(array)
+            if array.dtype == object:  # object arrays' bytes are pointers: hash their text instead
+                array = array.astype(str)
+            array = np.ascontiguousarray(array)
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+            digest.update(array.tobytes())
+    digest.update(hash_key(prepared.cohort.dataset, prepared.cohort.task, prepared.cohort.features).encode())
+    return digest.hexdigest()
+
+
 # --------------------------------------------------------------------------- runner
 class Experiment:
     """Runs one :class:`ExperimentConfig`; artifacts are cached, records resume.
@@ -228,19 +330,16 @@ class Experiment:
     """
 
     def __init__(self, config: ExperimentConfig):
+        config.check_writable()  # before any work: a bad --out must not cost a training run
         self.config = config
         self.device = config.resolved_device()
-        self.cache = Path(config.cache_dir)
+        self.cache = config.resolved_cache_dir()
         self.out = Path(config.out_dir)
         self.ledger = DataLedger()
         self.prepared = load_prepared(config)
         self.timings: dict[str, float] = {}
         self._memo: dict = {}  # trained components shared within this run
-        ids = self.prepared.ids
-        self.data_key = hash_key(
-            config.dataset, config.task, config.data_dir and str(Path(config.data_dir).resolve()),
-            config.scale, config.split_seed, self.prepared.cohort.shape, ids["train"][:50], int(self.prepared.y_train.sum()),
-        )
+        self.data_key = hash_key(config.scale, content_hash(self.prepared), CACHE_VERSION)
 
     # ---- components (each cached by what determines it)
     def generator(self, method: str, seed: int, *, guidance_scale: float | None = None):
@@ -285,7 +384,8 @@ class Experiment:
         sampler = UnguidedDiffusionSampler(scale=scale, unet_config=unet_cfg, train_config=train_cfg,
                                            random_state=seed, device=self.device, progress=self.config.progress,
                                            checkpoint_path=path)
-        sampler.fit(self.prepared.X_train, self.prepared.y_train)
+        with file_lock(path):  # a second run sharing the cache waits, then resumes the finished checkpoint
+            sampler.fit(self.prepared.X_train, self.prepared.y_train)
         self.timings[f"denoiser_train_s_seed{seed}"] = time.perf_counter() - start
         self.ledger.record("denoiser training", self.prepared.ids["train"])
         self._memo[key] = sampler.denoiser_
@@ -309,27 +409,25 @@ class Experiment:
         p = self.prepared
         guidance = self._guidance_key(method)
         path = self.cache / f"synthetic-{method}-{hash_key(self.data_key, method, seed, guidance, tardiff.__version__)}.npz"
-        if path.exists():
-            with np.load(path) as z:
-                return SyntheticSets(**{k: (z[k] if k in z.files else None) for k in
-                                        ("pool_X", "pool_y", "balance_X", "balance_y")})
-        start = time.perf_counter()
-        sampler = self.generator(method, seed)
-        counts = np.bincount(p.y_train, minlength=2)
-        minority = int(np.argmin(counts))
-        arrays = {}
-        if registry.method(method).needs_pool:
-            pool = [sampler.sample(int(counts[c]), c) for c in (0, 1)]
-            arrays["pool_X"] = np.concatenate(pool)
-            arrays["pool_y"] = np.repeat([0, 1], counts)
-        n_bal = int(counts.max() - counts.min())
-        arrays["balance_X"] = sampler.sample(n_bal, minority)
-        arrays["balance_y"] = np.full(n_bal, minority)
-        self.timings[f"{method}_generate_s_seed{seed}"] = time.perf_counter() - start
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-        return SyntheticSets(**{k: arrays.get(k) for k in ("pool_X", "pool_y", "balance_X", "balance_y")})
+        names = ("pool_X", "pool_y", "balance_X", "balance_y")
+        with file_lock(path):  # two runs sharing the cache: the second waits and reads the first's sets
+            arrays = load_arrays(path)  # verified; a damaged file warns and is regenerated
+            if arrays is None:
+                start = time.perf_counter()
+                sampler = self.generator(method, seed)
+                counts = np.bincount(p.y_train, minlength=2)
+                minority = int(np.argmin(counts))
+                arrays = {}
+                if registry.method(method).needs_pool:
+                    pool = [sampler.sample(int(counts[c]), c) for c in (0, 1)]
+                    arrays["pool_X"] = np.concatenate(pool)
+                    arrays["pool_y"] = np.repeat([0, 1], counts)
+                n_bal = int(counts.max() - counts.min())
+                arrays["balance_X"] = sampler.sample(n_bal, minority)
+                arrays["balance_y"] = np.full(n_bal, minority)
+                self.timings[f"{method}_generate_s_seed{seed}"] = time.perf_counter() - start
+                save_arrays(path, **arrays)
+        return SyntheticSets(**{k: arrays.get(k) for k in names})
 
     def _guidance_key(self, method: str, guidance_scale: float | None = None):
         """What of the guidance options determines ``method``'s synthetic data (None: nothing)."""
@@ -361,17 +459,15 @@ class Experiment:
         p = self.prepared
         guidance = self._guidance_key("tardiff", w)
         path = self.cache / f"pool-tardiff-{hash_key(self.data_key, seed, guidance, tardiff.__version__)}.npz"
-        if path.exists():
-            with np.load(path) as z:
-                return z["X"], z["y"]
-        sampler = self.generator("tardiff", seed, guidance_scale=w)
-        counts = np.bincount(p.y_train, minlength=2)
-        X = np.concatenate([sampler.sample(int(counts[c]), c) for c in (0, 1)])
-        y = np.repeat([0, 1], counts)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, X=X, y=y)
-        return X, y
+        with file_lock(path):
+            arrays = load_arrays(path)
+            if arrays is None:
+                sampler = self.generator("tardiff", seed, guidance_scale=w)
+                counts = np.bincount(p.y_train, minlength=2)
+                arrays = {"X": np.concatenate([sampler.sample(int(counts[c]), c) for c in (0, 1)]),
+                          "y": np.repeat([0, 1], counts)}
+                save_arrays(path, **arrays)
+        return arrays["X"], arrays["y"]
 
     def sweep_point(self, seed: int, guidance_scale: float, evaluator: str) -> tuple[np.ndarray, np.ndarray, dict]:
         """TarDiff's TSTR pool at ``guidance_scale`` and its evaluation record (both cached).
@@ -436,16 +532,17 @@ class Experiment:
             key = hash_key(self.data_key, method, seed, train_set.protocol, train_set.alpha, evaluator, guidance,
                            tardiff.__version__)
             path = self.out / "records" / f"{key}.json"
-            if path.exists():
-                out.append(json.loads(path.read_text()))
-                continue
-            record = {
-                "dataset": cfg.dataset, "task": self.prepared.cohort.task, "method": method,
-                "protocol": train_set.protocol, "alpha": train_set.alpha, "seed": seed, "evaluator": evaluator,
-                "scale": cfg.scale, "guidance_scale": w if registry.method(method).uses_guidance else None,
-                **self.evaluate(train_set, evaluator, seed, method),
-            }
-            write_json(path, record)
+            with file_lock(path):
+                record = read_json_verified(path)  # an edited or truncated record warns and is recomputed
+                if record is None:
+                    record = {
+                        "dataset": cfg.dataset, "task": self.prepared.cohort.task, "method": method,
+                        "protocol": train_set.protocol, "alpha": train_set.alpha, "seed": seed,
+                        "evaluator": evaluator, "scale": cfg.scale,
+                        "guidance_scale": w if registry.method(method).uses_guidance else None,
+                        **self.evaluate(train_set, evaluator, seed, method),
+                    }
+                    write_json_verified(path, record)
             out.append(record)
         return out
 
