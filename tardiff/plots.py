@@ -56,7 +56,15 @@ def plot_trajectories(real: np.ndarray, real_y: np.ndarray, synthetic: dict[str,
 
 
 def plot_embedding(emb_real: np.ndarray, embeddings: dict[str, np.ndarray], *, title: str = "PCA"):
-    """Real (grey) against each method's synthetic rows (colour), one panel per method."""
+    """Real (grey) against each method's synthetic rows (its registry colour), one panel per method.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> fig = plot_embedding(rng.normal(size=(30, 2)), {"smote": rng.normal(size=(30, 2))})
+    >>> fig.axes[0].get_title()
+    'SMOTE'
+    """
     methods = list(embeddings)
     fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.2), squeeze=False)
     for ax, method in zip(axes[0], methods):
@@ -81,6 +89,14 @@ def plot_utility(summary: pd.DataFrame, *, metric: str = "auprc", evaluator: str
 
     TSRTR is shown at one ``alpha`` (the full curve is :func:`plot_alpha_curve`); reference
     lines mark the prevalence (a random ranking) and, on simulated data, the Bayes ceiling.
+    Bars are in protocol order, then method order (both the registry's), in each method's colour.
+
+    Examples
+    --------
+    >>> summary = pd.DataFrame({"method": ["real", "tardiff"], "protocol": ["trtr", "tstr"], "alpha": np.nan,
+    ...                         "evaluator": "cnn", "auprc_mean": [0.4, 0.5], "auprc_std": [0.01, 0.02]})
+    >>> [t.get_text() for t in plot_utility(summary, prevalence=0.1).axes[0].get_yticklabels()]
+    ['real only (TRTR)', 'TarDiff (TSTR)']
     """
     df = summary[summary["evaluator"] == evaluator].copy()
     df = df[(df["protocol"] != "tsrtr") | np.isclose(df["alpha"].fillna(-1), alpha)]
@@ -90,8 +106,8 @@ def plot_utility(summary: pd.DataFrame, *, metric: str = "auprc", evaluator: str
     labels = [_label(r) for _, r in df.iterrows()]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(df) + 1.2))
     y = np.arange(len(df))
-    ax.barh(y, df[f"{metric}_mean"], xerr=df[f"{metric}_std"].fillna(0), color=[registry.color(m) for m in df["method"]],
-            alpha=0.85, capsize=2)
+    ax.barh(y, df[f"{metric}_mean"], xerr=df[f"{metric}_std"].fillna(0),
+            color=[registry.color(m) for m in df["method"]], alpha=0.85, capsize=2)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
     if prevalence is not None and metric == "auprc":
@@ -108,7 +124,15 @@ def plot_utility(summary: pd.DataFrame, *, metric: str = "auprc", evaluator: str
 
 def plot_alpha_curve(summary: pd.DataFrame, *, metric: str = "auprc", evaluator: str = "cnn",
                      reference: float | None = None):
-    """TSRTR: ``metric`` against the synthetic share alpha, one line per method."""
+    """TSRTR: ``metric`` against the synthetic share alpha, one line per method (registry order and colours).
+
+    Examples
+    --------
+    >>> summary = pd.DataFrame({"method": "tardiff", "protocol": "tsrtr", "alpha": [0.5, 1.0], "evaluator": "cnn",
+    ...                         "auprc_mean": [0.45, 0.5], "auprc_std": 0.01})
+    >>> plot_alpha_curve(summary, reference=0.4).axes[0].get_legend_handles_labels()[1]
+    ['real only', 'TarDiff']
+    """
     df = summary[(summary["protocol"] == "tsrtr") & (summary["evaluator"] == evaluator)]
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for method in sorted(df["method"].unique(), key=registry.order):
@@ -127,7 +151,17 @@ def plot_alpha_curve(summary: pd.DataFrame, *, metric: str = "auprc", evaluator:
 
 
 def plot_guidance_sweep(sweep: pd.DataFrame, *, metric: str = "auprc"):
-    """Guidance scale w against the TSTR ``metric`` and the mean influence score."""
+    """Guidance scale w against the TSTR ``metric`` and the mean influence score.
+
+    ``sweep`` is :func:`tardiff.report.guidance_sweep`'s table.
+
+    Examples
+    --------
+    >>> sweep = pd.DataFrame({"guidance_scale": [-100.0, 0.0, 100.0], "auprc": [0.3, 0.35, 0.4],
+    ...                       "mean_influence": [-0.1, 0.0, 0.2]})
+    >>> len(plot_guidance_sweep(sweep).axes)
+    2
+    """
     sweep = sweep.sort_values("guidance_scale")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.3))
     a1.plot(sweep["guidance_scale"], sweep[metric], marker="o", color=registry.methods("tardiff")[0].color)

@@ -90,12 +90,14 @@ def test_verdicts_compare_with_the_best_baseline_not_the_controls():
     assert (v["reference"], v["reference_mean"]) == ("real", 0.40)
     assert math.isclose(v["gap"], 0.04) and math.isclose(v["spread"], 0.02) and v["call"] == "beat"
     (text,) = verdict_sentences(summary)
-    assert "TarDiff 0.480 ± 0.010 (TSRTR, α = 1) against the best baseline, SMOTE 0.440 ± 0.020 (TSRTR, α = 0.5)" in text
+    assert ("TarDiff 0.480 ± 0.010 (TSRTR, α = 1) against the best baseline, "
+            "SMOTE 0.440 ± 0.020 (TSRTR, α = 0.5)") in text
 
 
 def test_no_verdict_without_tardiff_or_a_baseline():
     assert verdicts(_summary([("real", "trtr", np.nan, 0.4, 0.01), ("smote", "tstr", np.nan, 0.5, 0.01)])).empty
-    assert verdict_sentences(_summary([("real", "trtr", np.nan, 0.4, 0.01), ("tardiff", "tstr", np.nan, 0.5, 0.01)])) == []
+    no_baseline = _summary([("real", "trtr", np.nan, 0.4, 0.01), ("tardiff", "tstr", np.nan, 0.5, 0.01)])
+    assert verdict_sentences(no_baseline) == []
 
 
 def test_a_registered_baseline_joins_the_verdict(toy_method):
@@ -144,9 +146,10 @@ def test_a_registered_method_is_drawn_in_its_registry_colour(toy_method):
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert "toy oversampler (rebalance 1:1)" in labels and "toy oversampler (TSRTR +100%)" in labels
     colors = _bar_colors(fig)
-    for i, text in enumerate(labels):
-        expected = TOY_COLOR if text.startswith("toy") else registry.color("real" if text.startswith("real") else "tardiff")
-        assert colors[i] == pytest.approx(to_rgba(expected, 0.85))
+    names = {"toy": "toy", "rea": "real", "Tar": "tardiff"}  # label prefix -> method
+    for text, color in zip(labels, colors):
+        assert color == pytest.approx(to_rgba(registry.color(names[text[:3]]), 0.85))
+    assert registry.color("toy") == TOY_COLOR
 
     curve = plot_alpha_curve(summary, evaluator="cnn")
     handles, names = curve.axes[0].get_legend_handles_labels()

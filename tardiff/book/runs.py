@@ -186,7 +186,7 @@ def display_path(path: Path, root: Path) -> str:
 
 
 def run_parameters(run: NotebookRun, scale: str, data_folder: Path | None, root: Path) -> dict:
-    """The papermill parameters of ``run``: its fixed ones, ``scale`` and, for experiments, where the data and results go.
+    """The papermill parameters of ``run``: its fixed ones, ``scale``, and where an experiment's data and results are.
 
     Examples
     --------
