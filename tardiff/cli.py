@@ -92,7 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = ExperimentConfig.from_parameters(
         dataset=args.dataset, task=args.task, data_dir=args.data_dir, scale=args.scale, methods=args.methods,
         seeds=args.seeds, evaluators=args.evaluators, guidance_scale=args.guidance_scale,
-        guidance_set=args.guidance_set, device=args.device, out_dir=args.out, cache_dir=args.cache_dir,
+        guidance_set=args.guidance_set, guidance_norm=args.guidance_norm, guide_last=args.guide_last,
+        device=args.device, out_dir=args.out, cache_dir=args.cache_dir,
         progress=not args.quiet, sets=args.sets,
     )
     experiment = Experiment(config)
@@ -160,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from tardiff import registry
     from tardiff.experiment import METHODS
-    from tardiff.guidance import GuidanceSet
+    from tardiff.guidance import GuidanceNorm, GuidanceSet
     from tardiff.presets import DEFAULT_GUIDANCE_SCALE, DEVICES, EXPERIMENTS, SCALES
 
     def defaults(field: str) -> str:
@@ -180,7 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: {defaults('evaluators')})")
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_GUIDANCE_SCALE,
                    help=f"TarDiff's w (the paper uses {DEFAULT_GUIDANCE_SCALE:g})")
-    p.add_argument("--guidance-set", choices=get_args(GuidanceSet), default="val")
+    p.add_argument("--guidance-set", choices=get_args(GuidanceSet), default="val",
+                   help="what G averages over: val (paper), train (public code), minority (paper Table 5)")
+    p.add_argument("--guidance-norm", choices=get_args(GuidanceNorm), default="raw",
+                   help="raw: the paper's shift w grad_x s; unit: w times the noise level of x_t along grad_x s")
+    p.add_argument("--guide-last", type=int, default=0, metavar="K",
+                   help="guide only the last K sampling steps (default 0: every step, as the paper)")
     p.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
     p.add_argument("--cache-dir", default=None,
                    help="artifact cache: trained models and synthetic sets (default $TARDIFF_CACHE_DIR/artifacts, "

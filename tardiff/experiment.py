@@ -86,6 +86,8 @@ class ExperimentConfig:
     guidance_set: GuidanceSet = "val"
     evaluate_at: Literal["x_t", "x0_hat"] = "x_t"
     similarity: Literal["dot", "cosine"] = "dot"
+    guidance_norm: Literal["raw", "unit"] = "raw"  # raw: the paper's w grad_x s; unit: w x the noise level
+    guide_last: int = 0  # guide only the last k sampling steps (0: all, the paper)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     out_dir: str = "runs/simulated"
     cache_dir: str | None = None  # None: $TARDIFF_CACHE_DIR/artifacts, else data/cache/artifacts
@@ -163,7 +165,8 @@ class ExperimentConfig:
     def guidance(self) -> GuidanceOptions:
         """TarDiff's guidance settings of this run."""
         return GuidanceOptions(guidance_scale=self.guidance_scale, guidance_set=self.guidance_set,
-                               evaluate_at=self.evaluate_at, similarity=self.similarity)
+                               evaluate_at=self.evaluate_at, similarity=self.similarity,
+                               guidance_norm=self.guidance_norm, guide_last=self.guide_last)
 
     def resolved_device(self) -> str:
         return str(resolve_device(self.device))

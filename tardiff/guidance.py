@@ -40,6 +40,7 @@ __all__ = ["GuidanceOptions", "guidance_vector", "influence_scores", "InfluenceG
 EvaluateAt = Literal["x_t", "x0_hat"]
 Similarity = Literal["dot", "cosine"]
 GuidanceSet = Literal["val", "train", "minority"]
+GuidanceNorm = Literal["raw", "unit"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,13 @@ class GuidanceOptions:
         Score the noisy sample (paper) or the denoiser's clean estimate (public code).
     similarity : {"dot", "cosine"}
         Influence as a dot product (paper) or a cosine (public code option).
+    guidance_norm : {"raw", "unit"}
+        ``"raw"`` (the paper): the shift is ``w grad_x s``, so its size follows the norm of ``G``
+        and of the classifier's gradients. ``"unit"``: the shift is ``w sigma_t sqrt(D)`` along
+        the unit direction of ``grad_x s`` (``w`` is then a fraction of the step's own noise
+        level, whatever ``G``'s norm and the schedule); see :class:`InfluenceGuidance`.
+    guide_last : int
+        Guide only the last ``guide_last`` reverse steps (0: every step, the paper).
 
     Examples
     --------
@@ -68,13 +76,20 @@ class GuidanceOptions:
     guidance_set: GuidanceSet = "val"
     evaluate_at: EvaluateAt = "x_t"
     similarity: Similarity = "dot"
+    guidance_norm: GuidanceNorm = "raw"
+    guide_last: int = 0
 
     def __post_init__(self) -> None:
         w = self.guidance_scale
         if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) or not np.isfinite(w):
             raise ParameterError(f"guidance_scale must be a finite number, got {w!r}")
         object.__setattr__(self, "guidance_scale", float(w))
-        for name, choices in (("guidance_set", GuidanceSet), ("evaluate_at", EvaluateAt), ("similarity", Similarity)):
+        if isinstance(self.guide_last, bool) or not isinstance(self.guide_last, (int, np.integer)) \
+                or self.guide_last < 0:
+            raise ParameterError(f"guide_last must be a whole number >= 0 (0: guide every step); got {self.guide_last!r}")
+        object.__setattr__(self, "guide_last", int(self.guide_last))
+        for name, choices in (("guidance_set", GuidanceSet), ("evaluate_at", EvaluateAt), ("similarity", Similarity),
+                              ("guidance_norm", GuidanceNorm)):
             if getattr(self, name) not in get_args(choices):
                 raise ParameterError(f"{name} must be one of {', '.join(get_args(choices))}; "
                                      f"got {getattr(self, name)!r}")
@@ -86,11 +101,24 @@ class GuidanceOptions:
     def sampler_params(self) -> dict:
         """Keyword arguments of :class:`tardiff.samplers.TarDiffSampler` (the guidance set is data)."""
         return {"guidance_scale": self.guidance_scale, "evaluate_at": self.evaluate_at,
-                "similarity": self.similarity}
+                "similarity": self.similarity, "guidance_norm": self.guidance_norm,
+                "guide_last_k": self.guide_last or None}
 
     def key(self) -> tuple:
         """What joins the cache key of data generated under these options."""
-        return (self.guidance_scale, self.guidance_set, self.evaluate_at, self.similarity)
+        return (self.guidance_scale, self.guidance_set, self.evaluate_at, self.similarity, self.guidance_norm,
+                self.guide_last)
+
+    def describe(self) -> str:
+        """A short label, e.g. ``"raw w=100"`` or ``"unit w=0.1, last 5 steps"``.
+
+        Examples
+        --------
+        >>> GuidanceOptions(guidance_scale=0.1, guidance_norm="unit", guide_last=5).describe()
+        'unit w=0.1, last 5 steps'
+        """
+        text = f"{self.guidance_norm} w={self.guidance_scale:g}"
+        return text + (f", last {self.guide_last} steps" if self.guide_last else "")
 
 
 # --------------------------------------------------------------------------------------
@@ -344,6 +372,15 @@ class InfluenceGuidance:
         Plain dot product (paper) or cosine similarity (public code option).
     chunk_size : int or None
         Cosine only: samples per ``vmap`` chunk, to bound memory for large classifiers.
+    guidance_norm : {"raw", "unit"}
+        ``"raw"`` returns ``w grad_x s`` (the paper). ``"unit"`` returns
+        ``w sigma_t sqrt(D) grad_x s / ||grad_x s||`` per sample, with ``sigma_t = sqrt(1 - abar_t)``
+        the noise level of ``x_t`` and ``D`` the number of cells of one sample: a shift whose
+        length is ``w`` times the length of the noise in ``x_t``, so ``w`` keeps its meaning
+        whatever the norm of ``G`` (which the minority guidance set inflates ~30-fold) and
+        however few steps remain. Our calibration, not the paper's.
+    alphas_cumprod : torch.Tensor, optional
+        ``abar_t`` of the sampler's process, indexed by the original timestep; needed for "unit".
 
     Examples
     --------
@@ -355,7 +392,8 @@ class InfluenceGuidance:
     """
 
     def __init__(self, module: nn.Module, G: torch.Tensor, guidance_scale: float, evaluate_at: EvaluateAt = "x_t",
-                 similarity: Similarity = "dot", chunk_size: int | None = None) -> None:
+                 similarity: Similarity = "dot", chunk_size: int | None = None, guidance_norm: GuidanceNorm = "raw",
+                 alphas_cumprod: torch.Tensor | None = None) -> None:
         if evaluate_at not in get_args(EvaluateAt):
             raise ParameterError(f"evaluate_at must be one of {get_args(EvaluateAt)}, got {evaluate_at!r}")
         if similarity not in get_args(Similarity):
@@ -363,8 +401,14 @@ class InfluenceGuidance:
         guidance_scale = float(guidance_scale)
         if not np.isfinite(guidance_scale):
             raise ParameterError(f"guidance_scale must be a finite number, got {guidance_scale}")
+        if guidance_norm not in get_args(GuidanceNorm):
+            raise ParameterError(f"guidance_norm must be one of {get_args(GuidanceNorm)}, got {guidance_norm!r}")
+        if guidance_norm == "unit" and alphas_cumprod is None:
+            raise ParameterError("guidance_norm='unit' needs the process's alphas_cumprod (the noise level of x_t)")
         self.module = module
         self.guidance_scale = guidance_scale
+        self.guidance_norm = guidance_norm
+        self.alphas_cumprod = None if alphas_cumprod is None else alphas_cumprod.detach().to(torch.float64).cpu()
         self.evaluate_at = evaluate_at
         self.similarity = similarity
         self.chunk_size = chunk_size
@@ -374,7 +418,7 @@ class InfluenceGuidance:
             _norm(self._tangents)
 
     def __repr__(self) -> str:
-        return (f"InfluenceGuidance(guidance_scale={self.guidance_scale}, evaluate_at={self.evaluate_at!r}, "
+        return (f"InfluenceGuidance(guidance_scale={self.guidance_scale}, guidance_norm={self.guidance_norm!r}, evaluate_at={self.evaluate_at!r}, "
                 f"similarity={self.similarity!r})")
 
     def grad_score(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -419,8 +463,22 @@ class InfluenceGuidance:
         if self.guidance_scale == 0.0:
             return torch.zeros_like(x_t)
         grad_x = self.grad_score(point, y)
+        if self.guidance_norm == "unit":
+            return self._unit_shift(grad_x, t).to(device=x_t.device, dtype=x_t.dtype)
         # the guided mean of the TarDiff paper: mu~ = mu + w * grad_x s(x, y)
         return (self.guidance_scale * grad_x).to(device=x_t.device, dtype=x_t.dtype)
+
+    def _unit_shift(self, grad_x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``w sigma_t sqrt(D) grad_x s / ||grad_x s||`` per sample (zero where the gradient is zero)."""
+        flat = grad_x.reshape(grad_x.shape[0], -1)
+        norms = flat.norm(dim=1, keepdim=True)
+        direction = torch.where(norms > 0, flat / norms.clamp_min(torch.finfo(flat.dtype).tiny), torch.zeros_like(flat))
+        t = torch.as_tensor(t).reshape(-1).long().cpu()
+        if t.numel() == 1:
+            t = t.expand(flat.shape[0])
+        sigma = (1.0 - self.alphas_cumprod[t]).clamp_min(0.0).sqrt().to(device=flat.device, dtype=flat.dtype)
+        length = self.guidance_scale * sigma * flat.shape[1] ** 0.5
+        return (length[:, None] * direction).reshape(grad_x.shape)
 
 
 # --------------------------------------------------------------------------------------

@@ -177,3 +177,26 @@ def test_guidance_runs_in_eval_mode_and_restores_the_mode():
     torch.testing.assert_close(G_train, G, rtol=0, atol=0)
     torch.testing.assert_close(again, expected, rtol=0, atol=0)
     assert all(p.grad is None for p in net.parameters())  # no gradients left on the classifier
+
+
+def test_unit_norm_shift_has_the_stated_length_and_direction():
+    """guidance_norm="unit": ||shift|| = w sqrt(1 - abar_t) sqrt(D) per sample, along grad_x s."""
+    from tardiff.diffusion import GaussianDiffusion, beta_schedule
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(6, 1), nn.Flatten(0))
+    X, y = torch.randn(4, 3, 2), torch.tensor([0, 1, 0, 1])
+    G = guidance_vector(net, X, y)
+    abar = GaussianDiffusion(beta_schedule("sqrt_linear", 50)).alphas_cumprod
+    t = torch.tensor([49, 30, 10, 0])
+    raw = InfluenceGuidance(net, G, guidance_scale=1.0)(X, t, y)
+    unit = InfluenceGuidance(net, G, guidance_scale=0.3, guidance_norm="unit", alphas_cumprod=abar)(X, t, y)
+    expected = 0.3 * torch.sqrt(1 - abar[t].double()) * 6 ** 0.5
+    torch.testing.assert_close(unit.flatten(1).norm(dim=1).double(), expected, rtol=1e-5, atol=1e-7)
+    cosine = torch.nn.functional.cosine_similarity(unit.flatten(1), raw.flatten(1), dim=1)
+    torch.testing.assert_close(cosine, torch.ones(4), rtol=0, atol=1e-5)
+    # invariant to G's norm (the minority guidance set inflates it): the raw shift is not
+    scaled = InfluenceGuidance(net, 30 * G, guidance_scale=0.3, guidance_norm="unit", alphas_cumprod=abar)(X, t, y)
+    torch.testing.assert_close(scaled, unit)
+    with pytest.raises(ParameterError, match="alphas_cumprod"):
+        InfluenceGuidance(net, G, guidance_scale=1.0, guidance_norm="unit")

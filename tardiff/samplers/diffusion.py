@@ -234,6 +234,9 @@ class TarDiffSampler(UnguidedDiffusionSampler):
         Dot product (paper) or cosine (public code option).
     guide_last_k : int, optional
         Guide only the last ``k`` reverse steps (all when None).
+    guidance_norm : {"raw", "unit"}
+        ``"raw"``: the shift is ``w grad_x s`` (the paper); ``"unit"``: ``w`` times the noise
+        level of ``x_t`` along the unit gradient direction (see :class:`tardiff.guidance.InfluenceGuidance`).
 
     Attributes
     ----------
@@ -277,6 +280,7 @@ class TarDiffSampler(UnguidedDiffusionSampler):
         evaluate_at: Literal["x_t", "x0_hat"] = "x_t",
         similarity: Literal["dot", "cosine"] = "dot",
         guide_last_k: int | None = None,
+        guidance_norm: str = "raw",
     ):
         super().__init__(
             strategy=strategy, ratio=ratio, alpha=alpha, scale=scale, unet_config=unet_config,
@@ -290,12 +294,14 @@ class TarDiffSampler(UnguidedDiffusionSampler):
         self.evaluate_at = evaluate_at
         self.similarity = similarity
         self.guide_last_k = guide_last_k
+        self.guidance_norm = guidance_norm
 
     def _check_params(self) -> None:
         from tardiff.guidance import GuidanceOptions
 
         super()._check_params()
-        GuidanceOptions(guidance_scale=self.guidance_scale, evaluate_at=self.evaluate_at, similarity=self.similarity)
+        GuidanceOptions(guidance_scale=self.guidance_scale, evaluate_at=self.evaluate_at, similarity=self.similarity,
+                        guidance_norm=self.guidance_norm)
         if self.guide_last_k is not None:
             if isinstance(self.guide_last_k, bool) or not isinstance(self.guide_last_k, (int, np.integer)) \
                     or self.guide_last_k < 0:
@@ -350,6 +356,7 @@ class TarDiffSampler(UnguidedDiffusionSampler):
         if not torch.isfinite(self.G_).all():
             raise DataError("the guidance vector holds NaN or inf; check the classifier and the guidance set")
         self.guidance_ = InfluenceGuidance(module, self.G_, guidance_scale=float(self.guidance_scale),
+                                           guidance_norm=self.guidance_norm, alphas_cumprod=self.process_.alphas_cumprod,
                                            evaluate_at=self.evaluate_at, similarity=self.similarity)
 
     def _cond_fn(self):
