@@ -92,7 +92,7 @@ class Method:
 
     def __post_init__(self) -> None:
         if self.role not in ("reference", "control", "baseline", "tardiff"):
-            raise ParameterError(f"method {self.name!r}: role must be reference, control, baseline or tardiff")
+            raise ParameterError(f"method {self.name!r}: role must be one of {', '.join(ROLE_ORDER)}")
         unknown = [p for p in self.protocols if p not in PROTOCOLS]
         if unknown or not self.protocols:
             raise ParameterError(f"method {self.name!r}: protocols must be a non-empty subset of "
@@ -138,9 +138,14 @@ def method(name: str) -> Method:
         raise ParameterError(f"method must be one of {', '.join(_METHODS)}; got {name!r}") from None
 
 
+ROLE_ORDER: tuple[str, ...] = ("reference", "control", "baseline", "tardiff")
+
+
 def methods(role: Role | None = None) -> list[Method]:
-    """Registered methods in reading order (reference, controls, baselines, TarDiff), optionally of one role."""
-    return [m for m in _METHODS.values() if role is None or m.role == role]
+    """Registered methods in reading order: by role (reference, controls, baselines, TarDiff), then
+    registration order, so a baseline registered later still reads before TarDiff. Optionally of one role."""
+    ordered = sorted(_METHODS.values(), key=lambda m: ROLE_ORDER.index(m.role))  # stable: keeps registration order
+    return [m for m in ordered if role is None or m.role == role]
 
 
 def method_names(role: Role | None = None) -> tuple[str, ...]:
@@ -159,8 +164,8 @@ def color(name: str) -> str:
 
 
 def order(name: str) -> int:
-    """Sort key of method ``name``: its position in the registry (unknown names last)."""
-    names = list(_METHODS)
+    """Sort key of method ``name``: its position in :func:`methods` (unknown names last)."""
+    names = method_names()
     return names.index(name) if name in names else len(names)
 
 
