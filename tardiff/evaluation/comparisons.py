@@ -1,0 +1,314 @@
+"""Paired comparisons of two methods on one shared test split: the AUPRC difference and its interval.
+
+Every method of a run is scored on the same real test stays, with several training seeds. A
+difference between two methods is therefore *paired* twice: by seed (seed ``s`` of both arms
+shares the run's seed) and by stay (both arms predict the same stays). This module estimates
+the difference and its uncertainty from the stored test predictions:
+
+* :func:`paired_bootstrap_delta` compares two arms (one array of test predictions per seed
+  each) with a paired, class-stratified bootstrap over test stays;
+* :func:`compare_methods` runs it for every (method, baseline) pair, protocol, ratio and
+  evaluator of a run's records;
+* :func:`default_pairs` chooses the pairs from the registry's roles: every method against
+  real data alone, and every TarDiff variant against every baseline.
+
+How the uncertainty is estimated, and what it leaves out
+--------------------------------------------------------
+The point estimate is the mean over seeds of the per-seed difference
+``metric(y, p_method_s) - metric(y, p_baseline_s)`` on the whole test split. Its interval
+comes from a bootstrap over test *stays*: each replicate draws one stratified resample of the
+test stays (positives and negatives each drawn with replacement in their own numbers, so both
+classes are always present), and recomputes the mean over seeds of the per-seed difference on
+that resample, with the *same* resample for every seed and for both arms. Sharing the
+resample is what makes the bootstrap paired: stays that are hard for both arms move both
+scores together and cancel in the difference, so a small but consistent gain can be
+separated from zero even when the two arms' own intervals overlap.
+
+This captures the test-set sampling (which stays happened to be in the test split). It does
+not resample training randomness: the seeds enter only through their average, so the
+interval is conditional on the seeds that were run. With few seeds and a noisy trainer the
+interval can be too narrow for a claim about the method in general; the standard deviation
+of the per-seed differences (``seed_sd``) is returned beside it so readers can see that
+training noise, and a gain smaller than ``seed_sd`` deserves more seeds before it is believed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from tardiff import registry
+from tardiff.errors import DataError, ParameterError
+from tardiff.evaluation.utility import _check_binary, _resolve_metric
+
+__all__ = ["COMPARISON_COLUMNS", "compare_methods", "default_pairs", "paired_bootstrap_delta"]
+
+#: The keys of every row :func:`compare_methods` returns, in this order.
+COMPARISON_COLUMNS = ("method", "baseline", "protocol", "alpha", "evaluator", "delta_auprc", "ci_low", "ci_high",
+                      "p_value", "n_seeds", "seed_sd")
+
+_CHUNK = 128  # bootstrap replicates evaluated at once (a chunk x N weight matrix)
+
+
+# --------------------------------------------------------------------------- weighted ranking metrics
+# A bootstrap resample with replacement is a vector of counts on the original stays. Sorting each
+# arm's predictions once and weighting by the counts gives the metric of the resample exactly
+# (duplicated stays are tied scores, which fall into one threshold group) without a sort per
+# replicate: the whole bootstrap costs O(B N) per arm instead of O(B N log N).
+
+
+def _groups(y: np.ndarray, p: np.ndarray) -> dict:
+    """What the weighted metrics need of one arm, computed once: the descending order of ``p``, the
+    end (in that order) of each tied group that holds a positive stay, where the group before it
+    ends, and how many positive stays lie at or above each of those ends."""
+    order = np.argsort(-p, kind="mergesort")
+    p_sorted, y_sorted = p[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(p_sorted)), len(p_sorted) - 1]  # end of each tied group
+    positions = np.flatnonzero(y_sorted)  # positive stays in sorted order
+    groups = np.unique(np.searchsorted(last, positions))  # tied groups holding a positive stay
+    ends = last[groups]
+    before = np.where(groups > 0, last[np.maximum(groups - 1, 0)], -1)  # end of the preceding group
+    return {"order": order, "positives": y_sorted.astype(bool), "ends": ends, "before": before,
+            "k": np.searchsorted(positions, ends, side="right") - 1}
+
+
+def _weighted_ranking_metric(metric: str, arm: dict, weights: np.ndarray) -> np.ndarray:
+    """AUPRC or AUROC of each row of ``weights`` (counts per stay), exactly as scikit-learn computes them.
+
+    Only the tied groups that hold a positive stay contribute: a group without one adds no
+    recall (AUPRC) and no positive-negative pair with a positive above it (AUROC).
+    """
+    w = weights[:, arm["order"]]
+    total = np.cumsum(w, axis=1)  # stays drawn at or above each position
+    tps_pos = np.cumsum(w[:, arm["positives"]], axis=1)  # positives drawn, through each positive stay
+    tps = tps_pos[:, arm["k"]].astype(np.float64)  # positives drawn through each group's end
+    through = total[:, arm["ends"]].astype(np.float64)
+    n_pos = tps_pos[:, -1:].astype(np.float64)
+    tps_prev = np.concatenate([np.zeros_like(tps[:, :1]), tps[:, :-1]], axis=1)
+    if metric == "auprc":  # average precision: sum over thresholds of (R_k - R_{k-1}) P_k
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.where(through > 0, tps / through, 0.0)
+        return np.sum((tps - tps_prev) / n_pos * precision, axis=1)
+    # AUROC (Mann-Whitney, ties one half): each positive in a group beats the negatives below it
+    # and half of those tied with it
+    n_neg = total[:, -1:].astype(np.float64) - n_pos
+    before = np.where(arm["before"] >= 0, total[:, np.maximum(arm["before"], 0)], 0).astype(np.float64)
+    neg_through = through - tps
+    neg_in_group = neg_through - (before - tps_prev)
+    pairs = (tps - tps_prev) * (n_neg - neg_through + 0.5 * neg_in_group)
+    return np.sum(pairs, axis=1) / (n_pos[:, 0] * n_neg[:, 0])
+
+
+def _stratified_counts(y: np.ndarray, n_boot: int, rng: np.random.Generator) -> Iterable[np.ndarray]:
+    """Chunks of bootstrap count vectors: each class drawn with replacement in its own number."""
+    strata = [np.flatnonzero(y == c) for c in (0, 1)]
+    n = len(y)
+    done = 0
+    while done < n_boot:
+        size = min(_CHUNK, n_boot - done)
+        idx = np.concatenate([rng.choice(s, size=(size, len(s)), replace=True) for s in strata], axis=1)
+        offsets = (np.arange(size) * n)[:, None]
+        yield np.bincount((idx + offsets).ravel(), minlength=size * n).reshape(size, n).astype(np.int32)
+        done += size
+
+
+# --------------------------------------------------------------------------- one comparison
+
+
+def paired_bootstrap_delta(y_true, p_method_by_seed, p_baseline_by_seed, *, metric: str = "auprc",
+                           n_boot: int = 1000, random_state: int = 0) -> dict:
+    """Mean over seeds of a metric's difference, method minus baseline, with a paired bootstrap over test stays.
+
+    Parameters
+    ----------
+    y_true : array of shape (N,)
+        The labels of the test split that every seed and both arms were scored on.
+    p_method_by_seed, p_baseline_by_seed : sequences of arrays of shape (N,)
+        The predicted probabilities of class 1 on that split, one array per seed; position
+        ``s`` of both sequences is the same seed.
+    metric : {"auprc", "auroc"} or str
+        The metric compared. AUPRC and AUROC use an exact weighted computation; any other
+        name of :data:`tardiff.evaluation.utility.METRICS` is recomputed on each resample.
+    n_boot : int
+        Bootstrap replicates (at least 10).
+    random_state : int
+        Seed of the resampling; the same ``random_state`` and test labels give the same
+        resamples, whatever the predictions.
+
+    Returns
+    -------
+    dict
+        ``delta_<metric>`` (the mean over seeds of ``metric(y, p_method_s) - metric(y,
+        p_baseline_s)`` on the whole test split), ``ci_low``, ``ci_high`` (2.5 and 97.5
+        percentiles of the replicates), ``p_value`` (two-sided: ``2 min(P(d* <= 0), P(d* >= 0))``
+        with the add-one correction ``(count + 1) / (B + 1)``, capped at 1), ``n_seeds`` and
+        ``seed_sd`` (the standard deviation, ddof 1, of the per-seed differences; NaN for one
+        seed).
+
+    Notes
+    -----
+    Each replicate draws one class-stratified resample of the test stays and uses it for
+    every seed and both arms, so the interval reflects test-set sampling with the pairing by
+    stay kept. Training randomness enters only through the average over seeds: the interval
+    is conditional on the seeds run, and ``seed_sd`` shows how much the difference moved
+    between them (see the module docstring and the Methods chapter).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = (rng.random(300) < 0.2).astype(int)
+    >>> good = [np.clip(0.6 * y + 0.5 * rng.random(300), 0, 1) for _ in range(3)]
+    >>> noise = [rng.random(300) for _ in range(3)]
+    >>> r = paired_bootstrap_delta(y, good, noise, n_boot=200)
+    >>> r["ci_low"] > 0, r["p_value"] < 0.01, r["n_seeds"]
+    (True, True, 3)
+    """
+    if int(n_boot) < 10:
+        raise ParameterError(f"n_boot must be at least 10, got {n_boot}")
+    y = _check_binary(y_true, np.zeros(len(np.asarray(y_true))))[0]
+    return _paired(y, p_method_by_seed, p_baseline_by_seed, metric,
+                   list(_stratified_counts(y, int(n_boot), np.random.default_rng(random_state))))
+
+
+def _paired(y: np.ndarray, p_method_by_seed, p_baseline_by_seed, metric: str, resamples: list[np.ndarray]) -> dict:
+    """:func:`paired_bootstrap_delta` on given resamples (chunks of count vectors, shared by every comparison)."""
+    method_arm, baseline_arm = list(p_method_by_seed), list(p_baseline_by_seed)
+    if not method_arm or len(method_arm) != len(baseline_arm):
+        raise DataError(f"both arms need the same, non-zero number of seeds; got {len(method_arm)} and "
+                        f"{len(baseline_arm)}")
+    arms = [_check_binary(y, p)[1] for p in method_arm + baseline_arm]
+    n_seeds = len(method_arm)
+    fn = _resolve_metric(metric)
+    per_seed = np.array([fn(y, arms[s]) - fn(y, arms[n_seeds + s]) for s in range(n_seeds)])
+    replicates = []
+    if metric in ("auprc", "auroc"):
+        grouped = [_groups(y, p) for p in arms]
+        for counts in resamples:
+            values = [_weighted_ranking_metric(metric, arm, counts) for arm in grouped]
+            replicates.append(np.mean([values[s] - values[n_seeds + s] for s in range(n_seeds)], axis=0))
+    else:
+        stays = np.arange(len(y))
+        for counts in resamples:
+            for row in counts:
+                idx = np.repeat(stays, row)
+                replicates.append(np.atleast_1d(np.mean(
+                    [fn(y[idx], arms[s][idx]) - fn(y[idx], arms[n_seeds + s][idx]) for s in range(n_seeds)])))
+    d = np.concatenate(replicates)
+    b = len(d)
+    low, high = np.percentile(d, [2.5, 97.5])
+    share_below = (np.sum(d <= 0) + 1) / (b + 1)
+    share_above = (np.sum(d >= 0) + 1) / (b + 1)
+    return {
+        f"delta_{metric}": float(per_seed.mean()), "ci_low": float(low), "ci_high": float(high),
+        "p_value": float(min(1.0, 2.0 * min(share_below, share_above))), "n_seeds": n_seeds,
+        "seed_sd": float(per_seed.std(ddof=1)) if n_seeds > 1 else float("nan"),
+    }
+
+
+# --------------------------------------------------------------------------- every comparison of a run
+
+
+def default_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:
+    """The (method, baseline) pairs a run compares, from the registry's roles.
+
+    Every method that is not the reference is compared with the reference (real data alone),
+    and every TarDiff variant (role ``tardiff``) with every baseline (role ``baseline``).
+    Methods the registry does not know are left out.
+
+    Examples
+    --------
+    >>> default_pairs(["real", "smote", "unguided", "tardiff"])  # doctest: +NORMALIZE_WHITESPACE
+    [('smote', 'real'), ('unguided', 'real'), ('tardiff', 'real'),
+     ('tardiff', 'smote'), ('tardiff', 'unguided')]
+    """
+    present = [m for m in registry.method_names() if m in set(methods)]  # registry order
+    role = {m: registry.method(m).role for m in present}
+    pairs = [(m, ref) for ref in present if role[ref] == "reference"
+             for m in present if role[m] != "reference"]
+    pairs += [(m, b) for m in present if role[m] == "tardiff" for b in present if role[b] == "baseline"]
+    return pairs
+
+
+def _alpha_key(alpha) -> float | None:
+    """A ratio as a dictionary key: None for protocols without one, else rounded."""
+    if alpha is None:
+        return None
+    alpha = float(alpha)
+    return None if np.isnan(alpha) else round(alpha, 9)
+
+
+def compare_methods(records: Iterable[dict], y_test, *, pairs: Sequence[tuple[str, str]] | None = None,
+                    n_boot: int = 1000, random_state: int = 0) -> list[dict]:
+    """Paired AUPRC differences for every (method, baseline) pair, protocol, ratio and evaluator of a run.
+
+    Parameters
+    ----------
+    records : iterable of dict
+        The runner's evaluation records, each with ``method``, ``protocol``, ``alpha``,
+        ``seed``, ``evaluator`` and ``test_predictions`` (P(y = 1) on the test split, in the
+        order of ``y_test``). Records without predictions are skipped.
+    y_test : array of shape (N,)
+        The labels of the test split.
+    pairs : sequence of (method, baseline), optional
+        What to compare; None: :func:`default_pairs` of the methods in ``records``.
+    n_boot, random_state
+        As :func:`paired_bootstrap_delta` (one ``random_state`` for every comparison: the
+        same test resamples throughout).
+
+    Returns
+    -------
+    list of dict
+        One row per comparison with the keys :data:`COMPARISON_COLUMNS`. Against a reference
+        baseline (real data alone) each protocol and ratio of the method is compared with the
+        reference's TRTR; against any other baseline, the same protocol and ratio on both
+        sides. Only the seeds both arms have are used; a comparison with no common seed is
+        left out.
+
+    Examples
+    --------
+    >>> y = np.array([0, 0, 0, 1, 0, 1, 0, 0, 1, 0])
+    >>> recs = [{"method": m, "protocol": p, "alpha": None, "seed": s, "evaluator": "cnn",
+    ...          "test_predictions": (y * k + 0.1 * s).clip(0, 1).tolist() if k else [0.5] * 10}
+    ...         for m, p, k in (("real", "trtr", 0), ("smote", "rebalance", 0.8)) for s in (0, 1)]
+    >>> (row,) = compare_methods(recs, y, n_boot=50)
+    >>> row["method"], row["baseline"], row["protocol"], round(row["delta_auprc"], 2), row["n_seeds"]
+    ('smote', 'real', 'rebalance', 0.7, 2)
+    """
+    if int(n_boot) < 10:
+        raise ParameterError(f"n_boot must be at least 10, got {n_boot}")
+    y = _check_binary(y_test, np.zeros(len(np.asarray(y_test))))[0]
+    resamples = None  # drawn once, on the first comparison: the same test resamples for all
+    arms: dict[tuple, dict[int, np.ndarray]] = {}
+    for r in records:
+        predictions = r.get("test_predictions")
+        if predictions is None:
+            continue
+        p = np.asarray(predictions, dtype=np.float64)
+        if p.shape != y.shape:
+            raise DataError(f"{r['method']} / {r['protocol']} seed {r['seed']}: {len(p)} test predictions for "
+                            f"{len(y)} test labels; the records come from another test split")
+        key = (r["method"], r["protocol"], _alpha_key(r.get("alpha")), r["evaluator"])
+        arms.setdefault(key, {})[int(r["seed"])] = p
+    if pairs is None:
+        pairs = default_pairs(sorted({k[0] for k in arms}))
+    rows = []
+    for method, baseline in pairs:
+        is_reference = baseline in registry.method_names("reference")
+        for (m, protocol, alpha, evaluator), method_seeds in sorted(
+                arms.items(), key=lambda kv: (registry.protocol_order(kv[0][1]), kv[0][1],
+                                              -1.0 if kv[0][2] is None else kv[0][2], kv[0][3])):
+            if m != method:
+                continue
+            other = (baseline, "trtr", None, evaluator) if is_reference else (baseline, protocol, alpha, evaluator)
+            baseline_seeds = arms.get(other, {})
+            seeds = sorted(set(method_seeds) & set(baseline_seeds))
+            if not seeds:
+                continue
+            if resamples is None:
+                resamples = list(_stratified_counts(y, int(n_boot), np.random.default_rng(random_state)))
+            result = _paired(y, [method_seeds[s] for s in seeds], [baseline_seeds[s] for s in seeds], "auprc",
+                             resamples)
+            rows.append({"method": method, "baseline": baseline, "protocol": protocol, "alpha": alpha,
+                         "evaluator": evaluator, **{k: result[k] for k in COMPARISON_COLUMNS[5:]}})
+    return rows
