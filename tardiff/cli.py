@@ -94,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=args.seeds, evaluators=args.evaluators, guidance_scale=args.guidance_scale,
         guidance_set=args.guidance_set, guidance_norm=args.guidance_norm, guide_last=args.guide_last,
         device=args.device, out_dir=args.out, cache_dir=args.cache_dir,
-        progress=not args.quiet, sets=args.sets,
+        progress=not args.quiet, sets=args.sets, test_sets=args.test_sets,
     )
     experiment = Experiment(config)
     experiment.run()
@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guide-last", type=int, default=0, metavar="K",
                    help="guide only the last K sampling steps (default 0: every step, as the paper)")
     p.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
+    p.add_argument("--test-sets", default=None,
+                   help="PhysioNet 2012 only: challenge sets held out as the test split, e.g. c (train and select "
+                        "on the others: external validation)")
     p.add_argument("--cache-dir", default=None,
                    help="artifact cache: trained models and synthetic sets (default $TARDIFF_CACHE_DIR/artifacts, "
                         "else data/cache/artifacts); a shared folder lets runs reuse each other's work")

@@ -75,9 +75,11 @@ class Method:
     class_weight : bool
         The evaluators train with a class-weighted loss (the ``real_cw`` control).
     synthetic : bool
-        The sampler creates new rows (their fidelity and privacy are assessed).
-    uses_guidance : bool
-        The synthetic data depends on the guidance options (they join its cache key).
+        The sampler creates new rows (they pass the quality gate before they are ranked).
+    guidance : {None, "config", "calibrated"}
+        Which guidance options build it: none, the run's own (``--guidance-scale``, ...; the
+        paper's setting by default) or the calibrated ones the run selects on validation AUPRC
+        from its guidance sweep. They join the synthetic data's cache key.
     """
 
     name: str
@@ -88,7 +90,7 @@ class Method:
     color: str | None = None
     class_weight: bool = False
     synthetic: bool = False
-    uses_guidance: bool = False
+    guidance: Literal["config", "calibrated"] | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ("reference", "control", "baseline", "tardiff"):
@@ -100,6 +102,11 @@ class Method:
         needs_generator = any(PROTOCOLS[p].needs_generator for p in self.protocols)
         if needs_generator and self.factory is None:
             raise ParameterError(f"method {self.name!r}: protocols {list(self.protocols)} need a factory")
+
+    @property
+    def uses_guidance(self) -> bool:
+        """Whether the synthetic data depends on guidance options."""
+        return self.guidance is not None
 
     @property
     def needs_pool(self) -> bool:
@@ -322,7 +329,11 @@ for _entry in (
     Method("unguided", "unguided diffusion", "baseline", _GENERATORS, _unguided, color="#de8f05",
            synthetic=True),
     Method("tardiff", "TarDiff", "tardiff", _GENERATORS, _tardiff, color="#d55e00", synthetic=True,
-           uses_guidance=True),
+           guidance="config"),
+    # The same sampler with the guidance the run calibrates (guidance_norm "unit", its scale chosen
+    # on validation AUPRC in the guidance sweep, never on test); run beside TarDiff automatically.
+    Method("tardiff_cal", "TarDiff (calibrated)", "tardiff", _GENERATORS, _tardiff, color="#a6361c",
+           synthetic=True, guidance="calibrated"),
 ):
     register_method(_entry)
 

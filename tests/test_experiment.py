@@ -91,19 +91,45 @@ def test_bad_config_is_one_line(tmp_path, field, value):
 
 def test_sweep_reuses_the_main_pools_only_where_they_are_the_same_draws(full_run):
     """At the run's own w the sweep's pool is the TSTR pool, at w = 0 the unguided one; a fresh
-    TarDiff draw at those scales gives the very same arrays, so reusing them changes nothing."""
-    experiment, records, _ = full_run
-    w = experiment.config.guidance_scale
-    for scale, method in ((w, "tardiff"), (0.0, "unguided")):
-        X, y = experiment.tardiff_pool(0, guidance_scale=scale)
-        main = experiment.synthetic_sets(method, 0)
-        assert X is main.pool_X or np.array_equal(X, main.pool_X)
-        X_fresh, y_fresh = experiment._sample_tardiff_pool(0, scale)
-        np.testing.assert_array_equal(X_fresh, X)
-        np.testing.assert_array_equal(y_fresh, y)
-    X_neg, _ = experiment.tardiff_pool(0, guidance_scale=-w)
-    assert not np.allclose(X_neg, experiment.synthetic_sets("tardiff", 0).pool_X)
+    TarDiff draw at those settings gives the very same arrays, so reusing them changes nothing."""
+    from tardiff.experiment.sweep import sweep_point
 
-    _, _, record = experiment.sweep_point(0, w, "cnn")  # the main run's TSTR record, not a new fit
+    experiment, records, _ = full_run
+    options = experiment.config.guidance
+    for opts, method in ((options, "tardiff"), (options.with_scale(0.0), "unguided")):
+        main = experiment.synthetic_sets(method, 0)
+        fresh = experiment.synthetic_sets("tardiff", 0, guidance=opts, pool_only=True)
+        np.testing.assert_array_equal(fresh.pool_X, main.pool_X)
+        np.testing.assert_array_equal(fresh.pool_y, main.pool_y)
+    negative = experiment.synthetic_sets("tardiff", 0, guidance=options.with_scale(-options.guidance_scale),
+                                         pool_only=True)
+    assert not np.allclose(negative.pool_X, experiment.synthetic_sets("tardiff", 0).pool_X)
+
+    row = sweep_point(experiment, 0, options)  # the main run's TSTR record, not a new fit
     main_tstr = next(r for r in records if r["method"] == "tardiff" and r["protocol"] == "tstr")
-    assert record["auprc"] == main_tstr["auprc"] and record["guidance_scale"] == w
+    assert row["auprc"] == main_tstr["auprc"] and row["guidance_scale"] == options.guidance_scale
+
+
+def test_results_hold_gates_sweep_selection_and_comparisons(full_run):
+    experiment, records, tmp = full_run
+    results = json.loads((tmp / "out" / "results.json").read_text())
+    generators = {(g["method"], g["seed"]) for g in results["generators"]}
+    synthetic = {m for m in experiment.config.all_methods() if registry.method(m).synthetic}
+    assert generators == {(m, 0) for m in synthetic}
+    for g in results["generators"]:
+        assert isinstance(g["passes_quality_gate"], bool) and g["scale_ratio_neg"] > 0
+        assert (g["noise_error"] is None) == (g["method"] == "smote")  # diffusion models report their denoiser
+    assert results["quality_gate"]["scale_ratio"] == [0.8, 1.25]
+    points = {(s["guidance_norm"], s["guidance_scale"]) for s in results["sweep"]}
+    assert points == {("raw", w) for w in experiment.config.sweep_raw} | {("unit", w) for w in experiment.config.sweep_unit}
+    chosen = results["guidance_selection"]
+    assert chosen["method"] == "tardiff_cal" and chosen["guidance_norm"] == "unit"
+    assert chosen["guidance_scale"] in experiment.config.sweep_unit
+    cal = [r for r in results["records"] if r["method"] == "tardiff_cal"]
+    assert cal and {r["guidance_scale"] for r in cal} == {chosen["guidance_scale"]}
+    pairs = {(c["method"], c["baseline"]) for c in results["comparisons"]}
+    assert ("tardiff", "real") in pairs and ("tardiff", "unguided") in pairs and ("tardiff_cal", "smote") in pairs
+    summary = pd.read_csv(tmp / "out" / "summary.csv")
+    assert summary.loc[summary["method"] == "real", "passes_quality_gate"].isna().all()
+    assert summary.loc[summary["method"] == "smote", "passes_quality_gate"].notna().all()
+    assert results["reference"]["n_test"] == 10000  # the simulated test split is a fresh 10,000-stay draw

@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tardiff.experiment as experiment_module
+import tardiff.experiment.config as config_module
+import tardiff.experiment.data as data_module
+import tardiff.experiment.runner as runner_module
 from tardiff.cli import main
 from tardiff.data import load_cohort
 from tardiff.data.cache import CacheWarning
@@ -30,7 +32,7 @@ def records_on_disk(out: Path) -> list[Path]:
 
 def test_changed_values_under_the_same_folder_are_recomputed(tmp_path, monkeypatch):
     first = Experiment(quick_config(tmp_path)).run()
-    original = experiment_module.load_cohort
+    original = data_module.load_cohort
 
     def edited(*args, **kwargs):  # the same stays, one value changed: a proxy key would not notice
         cohort = original(*args, **kwargs)
@@ -38,7 +40,7 @@ def test_changed_values_under_the_same_folder_are_recomputed(tmp_path, monkeypat
         cohort.X[tuple(cell)] += 1.0
         return cohort
 
-    monkeypatch.setattr(experiment_module, "load_cohort", edited)
+    monkeypatch.setattr(data_module, "load_cohort", edited)
     again = Experiment(quick_config(tmp_path))
     calls, evaluate = [], Experiment.evaluate
     monkeypatch.setattr(Experiment, "evaluate", lambda self, *a: calls.append(a) or evaluate(self, *a))
@@ -99,14 +101,14 @@ def test_a_damaged_synthetic_set_is_regenerated(tmp_path):
     (["--sets", "a"], "sets applies to physionet2012 only"),
 ])
 def test_bad_options_are_one_line_before_any_work(argv, message, capsys, monkeypatch):
-    monkeypatch.setattr(experiment_module, "load_prepared", lambda c: pytest.fail("work started"))
+    monkeypatch.setattr(runner_module, "load_prepared", lambda c: pytest.fail("work started"))
     assert main(["run", "simulated", "--scale", "smoke", "--quiet", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
 
 
 def test_an_output_that_is_a_file_fails_before_any_work(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(experiment_module, "load_prepared", lambda c: pytest.fail("work started"))
+    monkeypatch.setattr(runner_module, "load_prepared", lambda c: pytest.fail("work started"))
     target = tmp_path / "results.txt"
     target.write_text("not a folder")
     assert main(["run", "simulated", "--scale", "smoke", "--quiet", "--out", str(target)]) == 2
@@ -119,12 +121,12 @@ def test_an_output_that_is_a_file_fails_before_any_work(tmp_path, capsys, monkey
 
 
 def test_a_read_only_output_folder_fails_before_any_work(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiment_module, "load_prepared", lambda c: pytest.fail("work started"))
+    monkeypatch.setattr(runner_module, "load_prepared", lambda c: pytest.fail("work started"))
     read_only = tmp_path / "ro"
     read_only.mkdir()
-    real_access = experiment_module.os.access
+    real_access = config_module.os.access
     # Tests run as root in CI, whom permission bits do not stop: the check asks os.access, so ask it to say no.
-    monkeypatch.setattr(experiment_module.os, "access",
+    monkeypatch.setattr(config_module.os, "access",
                         lambda p, mode: False if Path(p) == read_only else real_access(p, mode))
     with pytest.raises(ParameterError, match="not writable"):
         Experiment(quick_config(tmp_path, out_dir=str(read_only / "run")))
@@ -136,7 +138,7 @@ def test_a_cohort_with_one_positive_stay_is_refused_at_load(tmp_path, monkeypatc
         keep = np.concatenate([np.flatnonzero(cohort.y == 0), np.flatnonzero(cohort.y == 1)[:1]])
         return cohort.subset(np.sort(keep))
 
-    monkeypatch.setattr(experiment_module, "load_cohort", one_positive)
+    monkeypatch.setattr(data_module, "load_cohort", one_positive)
     with pytest.raises(DataError, match="1 positive"):
         Experiment(quick_config(tmp_path))
 

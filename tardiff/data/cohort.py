@@ -116,3 +116,35 @@ class Cohort:
     def missing_rate(self) -> pd.Series:
         """Fraction of grid cells with no measurement, per feature."""
         return pd.Series(1.0 - self.mask.mean(axis=(0, 1)), index=self.features, name="missing")
+
+
+def concat_cohorts(first: Cohort, second: Cohort) -> Cohort:
+    """The stays of ``first`` followed by those of ``second`` (same features, task and grid).
+
+    Stay ids must not repeat: a stay present in both would be trained and tested on.
+
+    Examples
+    --------
+    >>> from tardiff.data import load_cohort
+    >>> a = load_cohort("simulated", n=100, seed=0, cache=False)
+    >>> b = load_cohort("simulated", n=50, seed=1, cache=False)
+    >>> b.stay_ids = b.stay_ids + 100
+    >>> concat_cohorts(a, b).shape[0]
+    150
+    """
+    if first.features != second.features or first.task != second.task or first.shape[1] != second.shape[1]:
+        raise DataError(f"cannot join {first.dataset}/{first.task} and {second.dataset}/{second.task}: "
+                        "features, task or number of time steps differ")
+    shared = np.intersect1d(first.stay_ids, second.stay_ids)
+    if shared.size:
+        raise DataError(f"{shared.size} stay ids appear in both cohorts (e.g. {shared[0]}); give the second other ids")
+    both = (first.bayes_posterior is not None) and (second.bayes_posterior is not None)
+    return Cohort(
+        X=np.concatenate([first.X, second.X]), mask=np.concatenate([first.mask, second.mask]),
+        y=np.concatenate([first.y, second.y]), features=list(first.features), units=list(first.units),
+        stay_ids=np.concatenate([first.stay_ids, second.stay_ids]),
+        static=pd.concat([first.static, second.static], ignore_index=True), dataset=first.dataset, task=first.task,
+        step_minutes=first.step_minutes,
+        bayes_posterior=np.concatenate([first.bayes_posterior, second.bayes_posterior]) if both else None,
+        info=dict(first.info),
+    )

@@ -58,3 +58,41 @@ def stratified_split(
     val_share = fractions[1] / (fractions[1] + fractions[2])
     val, test = train_test_split(rest, train_size=val_share, stratify=y[rest], random_state=random_state)
     return Split(train=np.sort(train), val=np.sort(val), test=np.sort(test))
+
+
+def fit_and_test_split(y: np.ndarray, *, fit_positions: np.ndarray, test_positions: np.ndarray,
+                       fit_stays: int | None = None, val_share: float = 1 / 9, random_state: int = 0) -> Split:
+    """Train/validation from ``fit_positions`` (optionally a stratified subsample), test = ``test_positions``.
+
+    The design that gives a small-compute run its statistical power: generators and
+    evaluators train on a subsample of ``fit_stays`` stays (training and validation, 8:1 as in
+    the 80/10/10 split), while the test split keeps every stay that was not drawn (or an
+    external set, such as PhysioNet's set C, or a fresh simulated draw), so that methods are
+    compared on thousands of test stays instead of a hundred.
+
+    Examples
+    --------
+    >>> y = np.array([0] * 900 + [1] * 100)
+    >>> s = fit_and_test_split(y, fit_positions=np.arange(1000), test_positions=np.array([], int), fit_stays=270)
+    >>> s.sizes()["train"], s.sizes()["val"]
+    (240, 30)
+    """
+    fit_positions, test_positions = np.asarray(fit_positions), np.asarray(test_positions)
+    if np.intersect1d(fit_positions, test_positions).size:
+        raise ParameterError("fit_positions and test_positions overlap; a test stay would be trained on")
+    y = np.asarray(y)
+    pool = fit_positions
+    if fit_stays is not None and fit_stays < len(pool):
+        counts = np.bincount(y[pool], minlength=2)
+        if counts.min() < 3:
+            raise DataError(f"each class needs at least 3 stays to draw a training subsample; counts are {counts.tolist()}")
+        pool, rest = train_test_split(pool, train_size=fit_stays, stratify=y[pool], random_state=random_state)
+        if not test_positions.size:  # every stay that was not drawn is a test stay
+            test_positions = rest
+    counts = np.bincount(y[pool], minlength=2)
+    if counts.min() < 2:
+        raise DataError(f"training and validation need both classes twice at least; class counts are {counts.tolist()}")
+    train, val = train_test_split(pool, test_size=val_share, stratify=y[pool], random_state=random_state)
+    if np.bincount(y[test_positions], minlength=2).min() < 1:
+        raise DataError("the test split lacks a class; use a larger cohort")
+    return Split(train=np.sort(train), val=np.sort(val), test=np.sort(test_positions))

@@ -1,0 +1,226 @@
+"""What determines one experiment: :class:`ExperimentConfig`, and the checks made before any work."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal, Sequence
+
+from tardiff import registry
+from tardiff.data.cache import artifact_cache_dir
+from tardiff.errors import ParameterError
+from tardiff.guidance import GuidanceNorm, GuidanceOptions, GuidanceSet
+from tardiff.presets import (
+    DEFAULT_GUIDANCE_SCALE,
+    DEVICES,
+    ExperimentPreset,
+    Scale,
+    check_scale,
+    experiment_preset,
+    resolve_device,
+)
+
+#: The methods a run compares by default: the reference, the baselines, TarDiff and its calibrated
+#: variant (the controls join the reference automatically, see :meth:`ExperimentConfig.all_methods`).
+METHODS = tuple(m.name for m in registry.methods() if m.role != "control")
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything that determines one experiment's results.
+
+    Examples
+    --------
+    >>> cfg = ExperimentConfig(dataset="simulated", scale="smoke", methods=("real", "smote"))
+    >>> cfg.resolved_device()
+    'cpu'
+    """
+
+    dataset: str = "simulated"
+    task: str | None = None
+    data_dir: str | None = None
+    scale: Scale = "cpu"
+    methods: tuple[str, ...] = METHODS
+    controls: bool = True
+    seeds: tuple[int, ...] | None = None  # None: the scale's default seeds
+    split_seed: int = 0
+    evaluators: tuple[str, ...] | None = None  # None: the scale's default evaluators
+    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
+    guidance_set: GuidanceSet = "val"
+    evaluate_at: Literal["x_t", "x0_hat"] = "x_t"
+    similarity: Literal["dot", "cosine"] = "dot"
+    guidance_norm: GuidanceNorm = "raw"  # raw: the paper's w grad_x s; unit: w x the noise level
+    guide_last: int = 0  # guide only the last k sampling steps (0: all, the paper)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    out_dir: str = "runs/simulated"
+    cache_dir: str | None = None  # None: $TARDIFF_CACHE_DIR/artifacts, else data/cache/artifacts
+    progress: bool = True
+    sets: str | None = None  # PhysioNet 2012: which challenge sets ("a", "ab", "abc"); None: the loader's default
+    test_sets: str | None = None  # PhysioNet 2012: sets held out as the test split (e.g. "c": external validation)
+    sweep_raw: tuple[float, ...] | None = None  # the guidance sweep's raw w; None: the scale's; (): none
+    sweep_unit: tuple[float, ...] | None = None  # the sweep's calibrated (unit) scales, from which tardiff_cal is chosen
+
+    def __post_init__(self) -> None:
+        check_scale(self.scale)
+        preset = experiment_preset(self.scale)
+        self.methods = tuple(self.methods)
+        self.seeds = tuple(int(s) for s in (preset.seeds if self.seeds is None else self.seeds))
+        self.evaluators = tuple(preset.evaluators if self.evaluators is None else self.evaluators)
+        for m in self.methods:
+            registry.method(m)  # a one-line error naming the registered methods
+        for e in self.evaluators:
+            registry.evaluator(e)
+        self.guidance  # checks w, the guidance set, evaluate_at and similarity
+        self.sweep_raw = tuple(float(w) for w in (preset.sweep_raw if self.sweep_raw is None else self.sweep_raw))
+        self.sweep_unit = tuple(float(w) for w in (preset.sweep_unit if self.sweep_unit is None else self.sweep_unit))
+        for w in self.sweep_raw + self.sweep_unit:
+            GuidanceOptions(guidance_scale=w)  # finite numbers
+        if "tardiff_cal" in self.methods and not self.sweep_unit:
+            raise ParameterError("tardiff_cal is chosen from the calibrated sweep, which is empty; pass sweep scales "
+                                 "(--sweep-unit) or leave tardiff_cal out of --methods")
+        _check_choice("device", self.device, DEVICES)
+        if not self.methods:
+            raise ParameterError("methods is empty; pass at least one of " + ",".join(registry.method_names()))
+        if not self.evaluators:
+            raise ParameterError("evaluators is empty; pass at least one of " + ",".join(registry.evaluator_names()))
+        if not self.seeds:
+            raise ParameterError("seeds is empty; pass at least one seed, e.g. --seeds 0")
+        _check_seeds(self.seeds)
+        _check_seeds((self.split_seed,), name="split seed")
+        if not str(self.out_dir).strip():
+            raise ParameterError("the output folder is empty; pass --out DIR (or leave it out for runs/<dataset>)")
+        if self.cache_dir is not None and not str(self.cache_dir).strip():
+            raise ParameterError("the cache folder is empty; pass --cache-dir DIR or leave it out")
+        for name in ("sets", "test_sets"):
+            value = getattr(self, name)
+            if value is not None and self.dataset != "physionet2012":
+                raise ParameterError(f"{name} applies to physionet2012 only, not {self.dataset}; leave "
+                                     f"--{name.replace('_', '-')} out")
+            if value is not None and (not value or set(value) - set("abc")):
+                raise ParameterError(f"{name} must be letters of the challenge sets a, b, c (e.g. 'ab'); got {value!r}")
+        if self.test_sets is not None and self.sets is not None and set(self.test_sets) & set(self.sets):
+            raise ParameterError(f"set(s) {''.join(sorted(set(self.test_sets) & set(self.sets)))} would be trained "
+                                 "and tested on; --sets and --test-sets must not share a set")
+        resolve_device(self.device)  # 'cuda' without a CUDA device fails here, before any work
+
+    @classmethod
+    def from_parameters(cls, *, methods: str | Sequence[str] | None = None, seeds: str | Sequence[int] | None = None,
+                        evaluators: str | Sequence[str] | None = None, out_dir: str | None = None,
+                        sweep_raw: str | Sequence[float] | None = None, sweep_unit: str | Sequence[float] | None = None,
+                        **params) -> "ExperimentConfig":
+        """A config from CLI options or notebook parameters: lists may be comma-separated strings.
+
+        ``None`` keeps the default (the scale's seeds and evaluators, every method, ``runs/<dataset>``).
+
+        Examples
+        --------
+        >>> ExperimentConfig.from_parameters(dataset="simulated", scale="smoke", methods="real, smote",
+        ...                                  seeds="0,2").seeds
+        (0, 2)
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ParameterError(f"unknown experiment parameters {unknown}; valid ones are {sorted(known)}")
+        if methods is not None:
+            params["methods"] = split_list(methods)
+        if evaluators is not None:
+            params["evaluators"] = split_list(evaluators)
+        if seeds is not None:
+            try:
+                params["seeds"] = tuple(int(s) for s in split_list(seeds))
+            except ValueError:
+                raise ParameterError(f"seeds must be comma-separated integers, e.g. 0,1,2; got {seeds!r}") from None
+        for name, value in (("sweep_raw", sweep_raw), ("sweep_unit", sweep_unit)):
+            if value is not None:
+                try:
+                    params[name] = tuple(float(w) for w in split_list(value))
+                except ValueError:
+                    raise ParameterError(f"{name} must be comma-separated numbers, e.g. 0,1,10; got {value!r}") from None
+        if "guidance_scale" in params:
+            try:
+                params["guidance_scale"] = float(params["guidance_scale"])
+            except (TypeError, ValueError):
+                raise ParameterError(f"guidance_scale must be a number; got {params['guidance_scale']!r}") from None
+        params["out_dir"] = f"runs/{params.get('dataset', cls.dataset)}" if out_dir is None else out_dir
+        return cls(**params)
+
+    @property
+    def preset(self) -> ExperimentPreset:
+        return experiment_preset(self.scale)
+
+    @property
+    def guidance(self) -> GuidanceOptions:
+        """TarDiff's guidance settings of this run."""
+        return GuidanceOptions(guidance_scale=self.guidance_scale, guidance_set=self.guidance_set,
+                               evaluate_at=self.evaluate_at, similarity=self.similarity,
+                               guidance_norm=self.guidance_norm, guide_last=self.guide_last)
+
+    def resolved_device(self) -> str:
+        return str(resolve_device(self.device))
+
+    def resolved_cache_dir(self) -> Path:
+        """The artifact cache: ``cache_dir``, else ``$TARDIFF_CACHE_DIR/artifacts``, else ``data/cache/artifacts``."""
+        return Path(self.cache_dir) if self.cache_dir is not None else artifact_cache_dir()
+
+    def check_writable(self) -> None:
+        """Fail before any work when the output or cache folder cannot be written (one line)."""
+        for what, folder in (("output folder (--out)", Path(self.out_dir)),
+                             ("cache folder (--cache-dir or $TARDIFF_CACHE_DIR)", self.resolved_cache_dir())):
+            check_writable_folder(folder, what)
+
+    def all_methods(self) -> tuple[str, ...]:
+        """The methods to run: the chosen ones, plus the controls when the reference is among them."""
+        extra = registry.method_names("control") if (self.controls and "real" in self.methods) else ()
+        return self.methods + tuple(m for m in extra if m not in self.methods)
+
+
+def split_list(value: str | Sequence) -> tuple[str, ...]:
+    """``"a, b"`` or ``["a", "b"]`` -> ``("a", "b")`` (empty items dropped).
+
+    Examples
+    --------
+    >>> split_list("real, smote,")
+    ('real', 'smote')
+    """
+    items = str(value).split(",") if isinstance(value, str) else value
+    return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+MAX_SEED = 2 ** 32 - 1  # numpy's and scikit-learn's random_state range
+
+
+def _check_seeds(seeds: Sequence[int], name: str = "seeds") -> None:
+    bad = [s for s in seeds if not 0 <= int(s) <= MAX_SEED]
+    if bad:
+        raise ParameterError(f"{name} must lie in 0..{MAX_SEED}; got {bad[0]}")
+    repeated = sorted({s for s in seeds if list(seeds).count(s) > 1})
+    if repeated:
+        raise ParameterError(f"{name} {','.join(map(str, repeated))} given twice: a repeated seed would be counted as "
+                             "another run with spread 0; pass each seed once")
+
+
+def check_writable_folder(folder: Path, what: str) -> None:
+    """A one-line :class:`ParameterError` unless ``folder`` is (or can be created as) a writable folder."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ParameterError(f"the {what} {folder} is a file; pass a folder")
+    existing = folder
+    while not existing.exists():  # the deepest existing ancestor decides whether it can be created
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ParameterError(f"the {what} {folder} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ParameterError(f"the {what} {folder} is not writable ({existing} is read-only); choose another folder")
+    try:  # a read-only file system refuses even root, whom os.access always answers yes
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise ParameterError(f"the {what} {folder} is not writable ({err.strerror}); choose another folder") from None
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ParameterError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
