@@ -87,6 +87,7 @@ def _csv(kind):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from tardiff import registry
     from tardiff.experiment import Experiment, ExperimentConfig
 
     config = ExperimentConfig.from_parameters(
@@ -94,16 +95,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=args.seeds, evaluators=args.evaluators, guidance_scale=args.guidance_scale,
         guidance_set=args.guidance_set, guidance_norm=args.guidance_norm, guide_last=args.guide_last,
         device=args.device, out_dir=args.out, cache_dir=args.cache_dir,
-        progress=not args.quiet, sets=args.sets, test_sets=args.test_sets,
+        progress=not args.quiet, sets=args.sets, test_sets=args.test_sets, sweep_raw=args.sweep_raw,
+        sweep_unit=args.sweep_unit,
     )
     experiment = Experiment(config)
     experiment.run()
-    summary = pd.read_csv(Path(config.out_dir) / "summary.csv")
+    out = Path(config.out_dir)
+    results = json.loads((out / "results.json").read_text())
+    summary = pd.read_csv(out / "summary.csv")
     columns = ["method", "protocol", "alpha", "evaluator", "n", "auprc_mean", "auprc_std", "auroc_mean", "minority_f1_mean"]
+    if "passes_quality_gate" in summary:  # a generator that fails its gate is flagged, never silently ranked
+        summary["gate"] = summary["passes_quality_gate"].map({True: "pass", False: "FAIL"}).fillna("")
+        columns.append("gate")
     with pd.option_context("display.width", 160, "display.max_rows", 500, "display.float_format", "{:.3f}".format):
         print(summary[columns].to_string(index=False))
+    for g in results.get("generators", []):
+        if not g["passes_quality_gate"]:
+            print(f"quality gate FAILED: {g['method']} seed {g['seed']}: {'; '.join(g['gate_failures'])}")
+    chosen = results.get("guidance_selection")
+    if chosen:
+        print(f"tardiff_cal: {chosen['guidance_norm']} guidance at w={chosen['guidance_scale']:g}, chosen on validation AUPRC")
+    for c in results.get("comparisons", []):
+        if registry.method(c["method"]).role == "tardiff" and c["baseline"] != "real" and c["protocol"] == "tstr":
+            print(f"{c['method']} - {c['baseline']} (TSTR, {c['evaluator']}): delta AUPRC {c['delta_auprc']:+.3f} "
+                  f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], p = {c['p_value']:.3f}, {c['n_seeds']} seed(s)")
     ref = experiment.reference_metrics()
-    line = f"test prevalence (AUPRC of a random ranking): {ref['prevalence']:.3f}"
+    line = f"test split: {ref['n_test']} stays, prevalence (AUPRC of a random ranking) {ref['prevalence']:.3f}"
     if "bayes" in ref:
         line += f"; Bayes ceiling AUPRC {ref['bayes']['auprc']:.3f}, AUROC {ref['bayes']['auroc']:.3f}"
     print(line)
@@ -185,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what G averages over: val (paper), train (public code), minority (paper Table 5)")
     p.add_argument("--guidance-norm", choices=get_args(GuidanceNorm), default="raw",
                    help="raw: the paper's shift w grad_x s; unit: w times the noise level of x_t along grad_x s")
+    p.add_argument("--sweep-raw", default=None, metavar="W,W,...",
+                   help=f"the guidance sweep's raw scales w (default: {defaults('sweep_raw')}; '' for none)")
+    p.add_argument("--sweep-unit", default=None, metavar="W,W,...",
+                   help=f"its calibrated (unit) scales, from which tardiff_cal is chosen on validation AUPRC "
+                        f"(default: {defaults('sweep_unit')})")
     p.add_argument("--guide-last", type=int, default=0, metavar="K",
                    help="guide only the last K sampling steps (default 0: every step, as the paper)")
     p.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
