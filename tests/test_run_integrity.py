@@ -151,3 +151,28 @@ def test_cache_dir_option_and_variable_move_the_artifacts(tmp_path, monkeypatch)
     assert main(["run", "simulated", "--scale", "smoke", "--quiet", "--methods", "smote", "--evaluators", "gbm",
                  "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "elsewhere")]) == 0
     assert list((tmp_path / "elsewhere").glob("synthetic-smote-*.npz"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parameters, message", [
+    ({"methods": "real,gan"}, "method must be one of"),
+    ({"seeds": "0,0"}, "given twice"),
+])
+def test_a_bad_notebook_parameter_fails_in_the_first_code_cell_with_one_line(tmp_path, parameters, message):
+    """papermill: the package's one-line message is the failing cell's error, raised before any work."""
+    import nbformat
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = Path(__file__).resolve().parents[1] / "notebooks" / "experiment.ipynb"
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(PapermillExecutionError) as info:
+        papermill.execute_notebook(str(source), str(out), parameters={"scale": "smoke", **parameters},
+                                   progress_bar=False, kernel_name="python3", cwd=str(tmp_path))
+    assert info.value.ename == "ParameterError" and message in info.value.evalue
+    assert "\n" not in info.value.evalue
+    executed = nbformat.read(out, as_version=4)
+    code = [c for c in executed.cells if c.cell_type == "code"]
+    injected = next(i for i, c in enumerate(code) if "injected-parameters" in c.metadata.get("tags", []))
+    failing = next(i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", [])))
+    assert failing == injected + 1  # the first cell after the parameters: no work was done before it
