@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tardiff import registry
+from tardiff.errors import ParameterError
 from tardiff.report import largest_alpha
 
 
@@ -253,4 +254,170 @@ def plot_results(results: pd.DataFrame):
     # on top, where a reader meets the colours first; at most three entries per row and evaluator
     # column, so the legend never outgrows the figure
     fig.legend(loc="outside upper center", ncols=min(len(labelled), 3 * len(evaluators)), fontsize=8, frameon=False)
+    return fig
+
+
+#: How :func:`plot_sweep` draws each guidance norm (colour and legend text).
+SWEEP_NORMS = {"raw": ("#d55e00", "raw: w ∇s (the paper)"), "unit": ("#0173b2", "unit: w σ_t √D ∇s/‖∇s‖")}
+_SWEEP_AXES = {
+    "scale_ratio_pos": ("scale ratio of positive stays (synthetic over real row norm)", "scale_ratio"),
+    "scale_ratio_neg": ("scale ratio of negative stays (synthetic over real row norm)", "scale_ratio"),
+    "discriminative_score": ("discriminative score |accuracy − 0.5| (0 is best)", "discriminative_score_max"),
+}
+
+
+def plot_sweep(sweep: pd.DataFrame, *, x: str = "scale_ratio_pos", metric: str = "auprc",
+               evaluator: str | None = None, gate: dict | None = None):
+    """Utility against fidelity over the guidance sweep: one point per guidance norm and scale.
+
+    Parameters
+    ----------
+    sweep : DataFrame
+        ``results.json``'s ``sweep``: ``guidance_norm`` (``raw`` or ``unit``), ``guidance_scale``,
+        ``seed``, ``evaluator``, the TSTR ``metric``, ``scale_ratio_neg``, ``scale_ratio_pos``,
+        ``discriminative_score`` and ``passes_quality_gate``.
+    x : {"scale_ratio_pos", "scale_ratio_neg", "discriminative_score"}
+        The fidelity on the horizontal axis.
+    metric : str
+        The utility on the vertical axis (TSTR, test split).
+    evaluator : str, optional
+        The evaluator whose scores are drawn (None: the first in the table).
+    gate : dict, optional
+        ``results.json``'s ``quality_gate``; its band on ``x`` is shaded (default
+        :data:`tardiff.report.DEFAULT_GATE`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Means over seeds; colours by norm, each point labelled with its scale ``w``; points
+        whose generator fails the quality gate on any seed are hollow. A log axis is used when
+        the scale ratios span more than a factor of ten.
+
+    Examples
+    --------
+    >>> sweep = pd.DataFrame({"guidance_norm": ["raw", "raw", "unit"], "guidance_scale": [0.0, 100.0, 0.1],
+    ...     "seed": 0, "evaluator": "cnn", "auprc": [0.3, 0.2, 0.35], "scale_ratio_neg": 1.0,
+    ...     "scale_ratio_pos": [1.0, 4.0, 1.1], "discriminative_score": [0.1, 0.4, 0.1],
+    ...     "passes_quality_gate": [True, False, True]})
+    >>> fig = plot_sweep(sweep)
+    >>> sorted(t.get_text() for t in fig.axes[0].texts)
+    ['w=0', 'w=0.1', 'w=100']
+    """
+    from tardiff.report import DEFAULT_GATE
+
+    if x not in _SWEEP_AXES:
+        raise ParameterError(f"x must be one of {', '.join(_SWEEP_AXES)}; got {x!r}")
+    gate = gate or DEFAULT_GATE
+    df = sweep.copy()
+    if "evaluator" in df and len(df):
+        df = df[df["evaluator"] == (evaluator or df["evaluator"].iloc[0])]
+    if "passes_quality_gate" not in df:
+        df["passes_quality_gate"] = True
+    points = df.groupby(["guidance_norm", "guidance_scale"], sort=True).agg(
+        x=(x, "mean"), y=(metric, "mean"), passes=("passes_quality_gate", "all")).reset_index()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    xlabel, gate_key = _SWEEP_AXES[x]
+    if gate_key == "scale_ratio":
+        low, high = gate.get("scale_ratio", DEFAULT_GATE["scale_ratio"])
+    else:
+        low, high = 0.0, gate.get("discriminative_score_max", DEFAULT_GATE["discriminative_score_max"])
+    ax.axvspan(low, high, color="0.85", alpha=0.6, lw=0, label="quality gate")
+    for norm, part in points.groupby("guidance_norm", sort=False):
+        color, text = SWEEP_NORMS.get(norm, (registry.GREY, str(norm)))
+        part = part.sort_values("guidance_scale")
+        ax.plot(part["x"], part["y"], color=color, lw=0.8, alpha=0.5)
+        ax.scatter(part["x"], part["y"], s=45, color=color, zorder=3, label=text,
+                   facecolors=[color if ok else "none" for ok in part["passes"]], edgecolors=color, linewidths=1.5)
+        for _, row in part.iterrows():
+            ax.annotate(f"w={row['guidance_scale']:g}", (row["x"], row["y"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=7, color=color)
+    if gate_key == "scale_ratio" and len(points) and points["x"].max() / max(points["x"].min(), 1e-9) > 10:
+        ax.set_xscale("log")
+    if not points["passes"].all():
+        ax.scatter([], [], s=45, facecolors="none", edgecolors="0.3", label="fails the gate (hollow)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"TSTR {metric.upper()} (test; mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _comparison_label(row) -> str:
+    """``"TarDiff vs SMOTE, TSRTR +100%"``."""
+    return (f"{registry.label(row['method'])} vs {registry.label(row['baseline'])}, "
+            f"{registry.protocol_label(row['protocol'], row.get('alpha'))}")
+
+
+def plot_comparisons(comparisons: pd.DataFrame, *, evaluator: str | None = None, facet: str | None = None):
+    """The reader's summary figure: paired AUPRC differences with 95% intervals, a forest plot per dataset.
+
+    Columns of panels: each method against real data alone, then each TarDiff variant
+    against each baseline; one row of panels per dataset (``facet``). TSRTR is shown at its
+    largest synthetic-to-real ratio. Each point is the mean over seeds of the paired
+    difference, its bar the paired-bootstrap 95% interval, in the method's registry colour;
+    the vertical line is no difference. Drawn without pyplot (the book saves it from a build
+    process).
+
+    Parameters
+    ----------
+    comparisons : DataFrame
+        Rows of :func:`tardiff.evaluation.comparisons.compare_methods` (``results.json``'s
+        ``comparisons``), optionally with ``run`` and ``title`` (across datasets).
+    evaluator : str, optional
+        The evaluator drawn (None: the first in the table).
+    facet : str, optional
+        The column that splits panels into rows (default ``title``, else ``run``, else none).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"method": ["tardiff", "tardiff"], "baseline": ["real", "smote"],
+    ...     "protocol": "rebalance", "alpha": None, "evaluator": "cnn", "delta_auprc": [0.02, -0.01],
+    ...     "ci_low": [0.0, -0.03], "ci_high": [0.04, 0.01], "p_value": 0.2, "n_seeds": 3, "seed_sd": 0.01})
+    >>> [ax.get_title() for ax in plot_comparisons(rows).axes]
+    ['each method vs real only', 'TarDiff vs each baseline']
+    """
+    from matplotlib.figure import Figure
+
+    df = comparisons.copy()
+    if "evaluator" in df and len(df):
+        evaluator = evaluator or df["evaluator"].iloc[0]
+        df = df[df["evaluator"] == evaluator]
+    df = largest_alpha(df.assign(run=df[facet] if facet else df.get("run", "")))
+    facet = facet or ("title" if "title" in df else "run" if "run" in comparisons else None)
+    panels = list(dict.fromkeys(df[facet])) if facet else [None]
+    reference = set(registry.method_names("reference"))
+    kinds = [("each method vs real only", df["baseline"].isin(reference)),
+             ("TarDiff vs each baseline", ~df["baseline"].isin(reference))]
+    kinds = [(title, mask) for title, mask in kinds if mask.any()] or kinds[:1]
+    heights = [max(int(((df[facet] == p) if facet else df["method"].notna()).sum()), 1) for p in panels]
+    fig = Figure(figsize=(5.6 * len(kinds), 0.24 * max(heights) * len(panels) + 1.0 * len(panels) + 0.6),
+                 layout="constrained")
+    axes = fig.subplots(len(panels), len(kinds), squeeze=False, sharex=True)
+    for r, panel in enumerate(panels):
+        in_panel = (df[facet] == panel) if facet else pd.Series(True, index=df.index)
+        rows_here = max(max(int((in_panel & mask).sum()) for _, mask in kinds), 1)  # same row height across columns
+        for c, (title, mask) in enumerate(kinds):
+            ax = axes[r, c]
+            part = df[mask & in_panel]
+            keys = pd.DataFrame({"b": part["baseline"].map(registry.order), "m": part["method"].map(registry.order),
+                                 "p": part["protocol"].map(registry.protocol_order)}, index=part.index)
+            part = part.loc[keys.sort_values(["b", "m", "p"], kind="stable").index]
+            y = np.arange(len(part))
+            for yi, (_, row) in zip(y, part.iterrows()):
+                color = registry.color(row["method"])
+                ax.errorbar(row["delta_auprc"], yi, xerr=[[row["delta_auprc"] - row["ci_low"]],
+                                                          [row["ci_high"] - row["delta_auprc"]]],
+                            fmt="o", color=color, ms=4, capsize=2, lw=1.2)
+            ax.axvline(0, color="0.3", lw=0.8)
+            ax.set_yticks(y, [_comparison_label(row) for _, row in part.iterrows()], fontsize=7)
+            ax.set_ylim(rows_here - 0.5, -0.5)
+            ax.grid(axis="x", alpha=0.3)
+            ax.set_title(title if panel is None else f"{panel}: {title}", fontsize=9)
+            if r == len(panels) - 1:
+                ax.set_xlabel(f"ΔAUPRC, paired-bootstrap 95% CI ({evaluator})", fontsize=8)
     return fig

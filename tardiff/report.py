@@ -5,9 +5,17 @@ evaluator, with ``<metric>_mean`` and ``<metric>_std`` over seeds: the output of
 :func:`tardiff.experiment.summarise`, or of :func:`tardiff.book.collect_results` across
 datasets), so a chapter and the Results page reach their conclusions with the same code:
 
-* :func:`verdicts` compares TarDiff's best score with the best baseline's and makes the call
-  (``beat``, ``did not beat`` or ``no evidence``); :func:`verdict_sentences` words it.
+* :func:`verdicts` makes the call on TarDiff against the best baseline (``beat``, ``did not
+  beat`` or ``no evidence``): from the paired comparisons of ``results.json`` when given them
+  (the interval of the AUPRC difference), else from the summary's means and spreads (runs
+  that predate the comparisons); :func:`verdict_sentences` words it, naming any generator that
+  fails the quality gate.
 * :func:`paired_table` tests each method against real data alone, seed by seed.
+
+The results functions take a run's ``results.json`` (:func:`load_results`) or its parts:
+:func:`gates_table` and :func:`gate_admonition` (the quality gate of every generator),
+:func:`comparisons_table` (the paired comparisons) and :func:`sweep_frame` (the guidance sweep).
+A field that an older ``results.json`` lacks gives an empty table and a short note, never an error.
 
 The experiment functions take a finished :class:`tardiff.experiment.Experiment` (its
 synthetic sets are cached, so nothing is retrained) and return a DataFrame. Methods are
@@ -16,11 +24,15 @@ named, ordered and labelled by :mod:`tardiff.registry`.
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from tardiff import registry
-from tardiff.errors import ParameterError
+from tardiff.errors import DataError, ParameterError
 from tardiff.evaluation.fairness import age_bands, subgroup_metrics, worst_group_gap
 from tardiff.evaluation.fidelity import (
     autocorrelation_difference,
@@ -89,52 +101,331 @@ def _in_registry_order(df: pd.DataFrame, *then: str) -> pd.DataFrame:
     return df.loc[order.index]
 
 
+# --------------------------------------------------------------------------- results.json
+
+
+def load_results(path: str | os.PathLike) -> dict:
+    """A run's ``results.json``, given the file or the run's folder (``out_dir``).
+
+    Examples
+    --------
+    >>> load_results("no/such/run")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    tardiff.errors.DataError: no/such/run/results.json does not exist; run the experiment first
+    """
+    path = Path(path)
+    if path.is_dir() or path.suffix != ".json":
+        path = path / "results.json"
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; run the experiment first (tardiff run, or the experiment notebook)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is not readable JSON ({exc}); run the experiment again") from exc
+
+
+def _rows(source, field: str) -> pd.DataFrame:
+    """``source[field]`` as a DataFrame when ``source`` is a results dict; a DataFrame or list of rows as is."""
+    if source is None:
+        return pd.DataFrame()
+    if isinstance(source, dict):
+        source = source.get(field) or []
+    return source.copy() if isinstance(source, pd.DataFrame) else pd.DataFrame(list(source))
+
+
+def sweep_frame(results: dict) -> pd.DataFrame:
+    """The guidance sweep of ``results.json`` (one row per norm x scale x seed x evaluator); empty when absent."""
+    return _rows(results, "sweep")
+
+
+# --------------------------------------------------------------------------- quality gates
+
+#: The gate :func:`gate_admonition` states when ``results.json`` does not carry its own.
+DEFAULT_GATE = {"scale_ratio": [0.8, 1.25], "discriminative_score_max": 0.45}
+
+
+def gate_text(gate: dict | None = None) -> str:
+    """The quality gate in words.
+
+    Examples
+    --------
+    >>> gate_text({"scale_ratio": [0.8, 1.25], "discriminative_score_max": 0.45})
+    'scale ratio within [0.8, 1.25] for each class and discriminative score at most 0.45'
+    """
+    gate = gate or DEFAULT_GATE
+    low, high = gate.get("scale_ratio", DEFAULT_GATE["scale_ratio"])
+    disc = gate.get("discriminative_score_max", DEFAULT_GATE["discriminative_score_max"])
+    return f"scale ratio within [{low:g}, {high:g}] for each class and discriminative score at most {disc:g}"
+
+
+def gate_failures(generators) -> dict[str, list[str]]:
+    """Method -> the reasons (prefixed with the seed) its generators fail the quality gate; passing methods absent.
+
+    ``generators`` is ``results.json`` (its ``generators``) or those rows; with a ``run`` column
+    the keys are ``(run, method)``.
+
+    Examples
+    --------
+    >>> gate_failures([{"method": "tardiff", "seed": 0, "passes_quality_gate": False,
+    ...                 "gate_failures": ["scale ratio (positives) 3.1 outside [0.8, 1.25]"]},
+    ...                {"method": "smote", "seed": 0, "passes_quality_gate": True, "gate_failures": []}])
+    {'tardiff': ['seed 0: scale ratio (positives) 3.1 outside [0.8, 1.25]']}
+    """
+    df = _rows(generators, "generators")
+    if df.empty or "passes_quality_gate" not in df:
+        return {}
+    out: dict = {}
+    for _, row in df[~df["passes_quality_gate"].astype(bool)].iterrows():
+        key = (row["run"], row["method"]) if "run" in df else row["method"]
+        reasons = row.get("gate_failures")
+        reasons = list(reasons) if isinstance(reasons, (list, tuple)) and len(reasons) else ["fails the quality gate"]
+        out.setdefault(key, []).extend(f"seed {row['seed']}: {reason}" for reason in reasons)
+    return out
+
+
+def gates_table(results) -> pd.DataFrame:
+    """The quality gate of every generator: one row per method, means over seeds, and whether it passes.
+
+    Parameters
+    ----------
+    results : dict or DataFrame or list of dict
+        ``results.json`` (its ``generators`` entry) or those rows: ``method``, ``seed``,
+        ``scale_ratio_neg``, ``scale_ratio_pos``, ``discriminative_score``,
+        ``membership_auroc``, ``dcr_ratio``, ``noise_error`` (None for non-diffusion methods),
+        ``passes_quality_gate`` and ``gate_failures``.
+
+    Returns
+    -------
+    DataFrame
+        In registry order, labelled by the registry: ``method``, ``seeds``, ``scale ratio
+        (negatives)``, ``scale ratio (positives)`` (mean row L2 norm, synthetic over real
+        training stays; 1 is ideal), ``discriminative``, ``membership AUROC``, ``DCR ratio``,
+        ``noise error`` (means over seeds) and ``passes`` (``"yes"``, or ``"no: "`` and the
+        failing seeds' reasons). Empty when ``results`` has no generators.
+
+    Examples
+    --------
+    >>> rows = [{"method": "tardiff", "seed": s, "scale_ratio_neg": 1.0, "scale_ratio_pos": r,
+    ...          "discriminative_score": 0.2, "membership_auroc": 0.5, "dcr_ratio": 1.0, "noise_error": 0.02,
+    ...          "passes_quality_gate": r < 1.25, "gate_failures": [] if r < 1.25 else ["scale ratio 3 too big"]}
+    ...         for s, r in ((0, 1.1), (1, 3.0))]
+    >>> gates_table({"generators": rows})[["method", "scale ratio (positives)", "passes"]].values.tolist()
+    [['TarDiff', 2.05, 'no: seed 1: scale ratio 3 too big']]
+    """
+    df = _rows(results, "generators")
+    columns = ["method", "seeds", "scale ratio (negatives)", "scale ratio (positives)", "discriminative",
+               "membership AUROC", "DCR ratio", "noise error", "passes"]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    failures = gate_failures(df)
+    rows = []
+    for method in sorted(df["method"].unique(), key=lambda m: (registry.order(m), m)):
+        part = df[df["method"] == method]
+        mean = {c: float(pd.to_numeric(part[c], errors="coerce").mean()) if c in part else np.nan
+                for c in ("scale_ratio_neg", "scale_ratio_pos", "discriminative_score", "membership_auroc",
+                          "dcr_ratio", "noise_error")}
+        reasons = failures.get(method, [])
+        rows.append([registry.label(method), int(part["seed"].nunique()) if "seed" in part else len(part),
+                     mean["scale_ratio_neg"], mean["scale_ratio_pos"], mean["discriminative_score"],
+                     mean["membership_auroc"], mean["dcr_ratio"], mean["noise_error"],
+                     "yes" if not reasons else "no: " + "; ".join(reasons)])
+    return pd.DataFrame(rows, columns=columns)
+
+
+def gate_admonition(results: dict) -> str:
+    """A MyST admonition for a chapter: a warning naming each generator that fails the gate, or a note.
+
+    The experiment notebook displays it with ``IPython.display.Markdown`` (its cell renders
+    markdown as MyST). A ``results.json`` without quality gates gets a note saying so.
+
+    Examples
+    --------
+    >>> print(gate_admonition({"records": []}))
+    :::{note}
+    This run's `results.json` has no quality-gate entries (it predates them): re-run the experiment to see them.
+    :::
+    """
+    if not results.get("generators"):
+        return (":::{note}\nThis run's `results.json` has no quality-gate entries (it predates them): "
+                "re-run the experiment to see them.\n:::")
+    gate = results.get("quality_gate") or DEFAULT_GATE
+    failures = gate_failures(results)
+    if not failures:
+        return f":::{{note}}\nEvery generator passes the quality gate ({gate_text(gate)}).\n:::"
+    lines = [":::{warning} Generators that fail the quality gate", ""]
+    lines += [f"- **{registry.label(m)}**: {'; '.join(reasons)}"
+              for m, reasons in sorted(failures.items(), key=lambda kv: registry.order(kv[0]))]
+    lines += ["", f"The gate asks for {gate_text(gate)}. The utility numbers of a failing generator are shown "
+              "but are no evidence about its method: its samples are not on the scale of real stays or are "
+              "told apart from them easily.", ":::"]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- paired comparisons
+
+
+def ci_text(delta: float, low: float, high: float) -> str:
+    """``"+0.012 [-0.010, +0.034]"``: a difference and its 95% interval.
+
+    Examples
+    --------
+    >>> ci_text(0.0123, -0.01, 0.034)
+    '+0.012 [-0.010, +0.034]'
+    """
+    if pd.isna(delta):
+        return "–"
+    return f"{delta:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def p_text(p: float) -> str:
+    """``"0.031"``, ``"< 0.001"``, or "–".
+
+    Examples
+    --------
+    >>> p_text(0.0312), p_text(0.0002)
+    ('0.031', '< 0.001')
+    """
+    if pd.isna(p):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _sorted_comparisons(df: pd.DataFrame) -> pd.DataFrame:
+    """Comparisons in reading order: dataset (as given), baseline, method, protocol (registry orders), ratio."""
+    keys = pd.DataFrame({"_baseline": df["baseline"].map(registry.order), "_method": df["method"].map(registry.order),
+                         "_protocol": df["protocol"].map(registry.protocol_order),
+                         "_alpha": pd.to_numeric(df["alpha"], errors="coerce").fillna(-1.0)}, index=df.index)
+    if "run" in df:
+        keys.insert(0, "_run", df["run"].map({r: i for i, r in enumerate(dict.fromkeys(df["run"]))}))
+    return df.loc[keys.sort_values(list(keys.columns), kind="stable").index]
+
+
+def comparisons_table(results, evaluator: str | None = None) -> pd.DataFrame:
+    """The paired comparisons as readers read them: labels, the AUPRC difference with its 95% interval, p.
+
+    Parameters
+    ----------
+    results : dict or DataFrame or list of dict
+        ``results.json`` (its ``comparisons``) or those rows (:func:`tardiff.evaluation.comparisons.compare_methods`),
+        optionally with ``title`` (the dataset; across datasets on the Results page).
+    evaluator : str, optional
+        Keep one evaluator's comparisons (the column is then left out).
+
+    Returns
+    -------
+    DataFrame
+        ``dataset`` (when given), ``method``, ``against``, ``protocol``, ``evaluator``,
+        ``ΔAUPRC [95% CI]``, ``p``, ``seeds`` and ``sd over seeds``, against real data alone
+        first, then against each baseline (registry order). Empty when there are none.
+
+    Examples
+    --------
+    >>> rows = [{"method": "tardiff", "baseline": "smote", "protocol": "tsrtr", "alpha": 1.0, "evaluator": "cnn",
+    ...          "delta_auprc": 0.02, "ci_low": 0.005, "ci_high": 0.04, "p_value": 0.01, "n_seeds": 3,
+    ...          "seed_sd": 0.01}]
+    >>> comparisons_table({"comparisons": rows}, "cnn").iloc[0, :5].tolist()
+    ['TarDiff', 'SMOTE', 'TSRTR, α = 1', '+0.020 [+0.005, +0.040]', '0.010']
+    """
+    df = _rows(results, "comparisons")
+    columns = ["method", "against", "protocol", "evaluator", "ΔAUPRC [95% CI]", "p", "seeds", "sd over seeds"]
+    if df.empty:
+        return pd.DataFrame(columns=[c for c in columns if evaluator is None or c != "evaluator"])
+    if evaluator is not None:
+        df = df[df["evaluator"] == evaluator]
+    df = _sorted_comparisons(df)
+    out = pd.DataFrame({
+        "method": df["method"].map(registry.label), "against": df["baseline"].map(registry.label),
+        "protocol": [protocol_text(p, a) for p, a in zip(df["protocol"], df["alpha"])],
+        "evaluator": df["evaluator"],
+        "ΔAUPRC [95% CI]": [ci_text(d, lo, hi) for d, lo, hi in zip(df["delta_auprc"], df["ci_low"], df["ci_high"])],
+        "p": df["p_value"].map(p_text), "seeds": [int(n) for n in df["n_seeds"]],
+        "sd over seeds": ["–" if pd.isna(v) else f"{v:.3f}" for v in df["seed_sd"]],
+    })
+    if "title" in df:
+        out.insert(0, "dataset", df["title"])
+    if evaluator is not None:
+        out = out.drop(columns="evaluator")
+    return out.reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------- verdicts
 
-#: The call :func:`verdicts` makes, and what :func:`verdict_sentences` says for it.
+#: The call :func:`verdicts` makes from the summary (runs without comparisons), and its words.
 CALLS = {
     "beat": "TarDiff **beat** it",
     "did not beat": "TarDiff **did not beat** it",
     "no evidence": "The gap is within one standard deviation over seeds: no evidence either way",
 }
 
+#: The call :func:`verdicts` makes from a paired comparison, and its words (``{method}``: the TarDiff variant).
+COMPARISON_CALLS = {
+    "beat": "{method} **beat** it",
+    "did not beat": "{method} **did not beat** it",
+    "no evidence": "The 95% interval includes 0: no evidence either way",
+}
 
-def verdicts(summary: pd.DataFrame, *, metric: str = "auprc") -> pd.DataFrame:
-    """TarDiff's best score against the best baseline's, per dataset and evaluator, and the call.
 
-    This is the one place that decides whether TarDiff beat its baselines: the experiment
-    chapters and the Results page both read it.
+def _call(low: float, high: float) -> str:
+    """``beat`` when the interval lies above 0, ``did not beat`` below it, else ``no evidence``."""
+    if low > 0:
+        return "beat"
+    if high < 0:
+        return "did not beat"
+    return "no evidence"
 
-    Parameters
-    ----------
-    summary : DataFrame
-        One row per method x protocol (x ratio) x evaluator: ``method``, ``protocol``,
-        ``evaluator``, ``<metric>_mean``, ``<metric>_std`` and optionally ``alpha``,
-        ``title`` and the dataset keys ``run``, ``dataset``, ``task`` (rows are grouped by
-        those present, then by evaluator).
-    metric : str
-        The metric compared (``auprc``, ``auroc``, ``minority_f1``).
 
-    Returns
-    -------
-    DataFrame
-        One row per dataset and evaluator that has both TarDiff and a baseline: the group
-        keys, ``title`` (when given), then for ``tardiff``, ``baseline`` and ``reference``
-        (real data alone) the method, ``_protocol``, ``_alpha``, ``_mean`` and ``_std`` of its
-        best row; ``gap`` (TarDiff minus baseline), ``spread`` (the larger standard deviation of
-        the two) and ``call``: ``"no evidence"`` when ``|gap| < spread``, else ``"beat"`` or
-        ``"did not beat"``. "Best" is the highest mean over a method's protocols and ratios
-        (the same choice for both sides); the baselines, TarDiff and the reference are the
-        registry's methods of those roles (controls are not generators and are left out).
+def _gate_note(failures: dict, method: str, run=None) -> str:
+    """Why ``method`` (of ``run`` on the Results page) fails the quality gate; "" when it passes."""
+    return "; ".join(failures.get(method if run is None else (run, method), []))
 
-    Examples
-    --------
-    >>> rows = [("real", "trtr", 0.40, 0.02), ("tardiff", "tstr", 0.45, 0.01), ("smote", "rebalance", 0.50, 0.02)]
-    >>> df = pd.DataFrame([{"evaluator": "cnn", "method": m, "protocol": p, "auprc_mean": a, "auprc_std": s}
-    ...                    for m, p, a, s in rows])
-    >>> verdicts(df)[["tardiff", "baseline", "gap", "call"]].round(2).values.tolist()
-    [['tardiff', 'smote', -0.05, 'did not beat']]
-    """
+
+def _setting(row) -> tuple:
+    """(protocol, ratio) of a comparison row, the ratio None when the protocol has none."""
+    return row["protocol"], None if pd.isna(row["alpha"]) else round(float(row["alpha"]), 9)
+
+
+def _comparison_verdicts(comparisons: pd.DataFrame, failures: dict) -> list[dict]:
+    """One verdict per dataset, evaluator and TarDiff variant, from the paired comparisons."""
+    keys = [c for c in ("run", "dataset", "task") if c in comparisons] + ["evaluator"]
+    reference = set(registry.method_names("reference"))
+    baselines = set(registry.method_names("baseline"))
+    rows = []
+    for group, part in comparisons.groupby(keys, sort=False, dropna=False):
+        row_keys = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
+        against_real = {(r["method"], *_setting(r)): r for _, r in part[part["baseline"].isin(reference)].iterrows()}
+        for tardiff in sorted(set(part["method"]) & set(registry.method_names("tardiff")), key=registry.order):
+            mine = part[(part["method"] == tardiff) & part["baseline"].isin(baselines)]
+            if mine.empty:
+                continue
+            # the best baseline at its best setting: the largest gain over real data alone among the
+            # settings TarDiff shares with it; without real data, the setting hardest for TarDiff
+            scored = [(against_real[(r["baseline"], *_setting(r))]["delta_auprc"], r) for _, r in mine.iterrows()
+                      if (r["baseline"], *_setting(r)) in against_real]
+            chosen = max(scored, key=lambda x: x[0])[1] if scored else mine.loc[mine["delta_auprc"].idxmin()]
+            ref = against_real.get((tardiff, *_setting(chosen)))
+            run = row_keys.get("run")
+            rows.append({
+                **row_keys, **({"title": part["title"].iloc[0]} if "title" in part else {}),
+                "source": "comparisons", "tardiff": tardiff, "baseline": chosen["baseline"],
+                "reference": None if ref is None else ref["baseline"],
+                "protocol": chosen["protocol"], "alpha": chosen["alpha"],
+                "tardiff_protocol": chosen["protocol"], "tardiff_alpha": chosen["alpha"],
+                "baseline_protocol": chosen["protocol"], "baseline_alpha": chosen["alpha"],
+                "gap": float(chosen["delta_auprc"]), "ci_low": float(chosen["ci_low"]),
+                "ci_high": float(chosen["ci_high"]), "p_value": float(chosen["p_value"]),
+                "n_seeds": int(chosen["n_seeds"]), "seed_sd": float(chosen["seed_sd"]),
+                "reference_gap": np.nan if ref is None else float(ref["delta_auprc"]),
+                "reference_ci_low": np.nan if ref is None else float(ref["ci_low"]),
+                "reference_ci_high": np.nan if ref is None else float(ref["ci_high"]),
+                "call": _call(chosen["ci_low"], chosen["ci_high"]),
+                "tardiff_gate": _gate_note(failures, tardiff, run),
+                "baseline_gate": _gate_note(failures, chosen["baseline"], run),
+            })
+    return rows
+
+
+def _summary_verdicts(summary: pd.DataFrame, metric: str, failures: dict) -> list[dict]:
+    """One verdict per dataset and evaluator from the summary's means and spreads (runs without comparisons)."""
     keys = [c for c in ("run", "dataset", "task") if c in summary] + ["evaluator"]
     mean, std = f"{metric}_mean", f"{metric}_std"
     roles = {"tardiff": registry.method_names("tardiff"), "baseline": registry.method_names("baseline"),
@@ -144,6 +435,7 @@ def verdicts(summary: pd.DataFrame, *, metric: str = "auprc") -> pd.DataFrame:
         row = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
         if "title" in part:
             row["title"] = part["title"].iloc[0]
+        row["source"] = "summary"
         for side, names in roles.items():
             candidates = part[part["method"].isin(names) & part[mean].notna()]
             best = None if candidates.empty else candidates.loc[candidates[mean].idxmax()]
@@ -160,18 +452,107 @@ def verdicts(summary: pd.DataFrame, *, metric: str = "auprc") -> pd.DataFrame:
             row["call"] = "no evidence"
         else:
             row["call"] = "beat" if row["gap"] > 0 else "did not beat"
+        for side in ("tardiff", "baseline"):
+            note = _gate_note(failures, row[side], row.get("run"))
+            if not note and "passes_quality_gate" in part:  # summary.csv's own flag
+                flags = part[(part["method"] == row[side])]["passes_quality_gate"]
+                if (flags.astype(str).str.lower() == "false").any():
+                    note = "fails the quality gate"
+            row[f"{side}_gate"] = note
         rows.append(row)
-    columns = [*keys, *(["title"] if "title" in summary else []),
-               *[f"{side}{suffix}" for side in roles for suffix in ("", "_protocol", "_alpha", "_mean", "_std")],
-               "gap", "spread", "call"]
-    return pd.DataFrame(rows, columns=columns)
+    return rows
 
 
-def verdict_sentences(summary: pd.DataFrame, *, metric: str = "auprc") -> list[str]:
-    """:func:`verdicts` in words, one markdown sentence per dataset and evaluator.
+def verdicts(summary: pd.DataFrame | None = None, *, metric: str = "auprc", comparisons=None,
+             generators=None) -> pd.DataFrame:
+    """TarDiff against the best baseline, per dataset and evaluator, and the call.
 
-    A sentence starts with the dataset's title when ``summary`` has a ``title`` column (the
-    Results page), else with the evaluator alone (a chapter, which is about one dataset).
+    This is the one place that decides whether TarDiff beat its baselines: the experiment
+    chapters and the Results page both read it.
+
+    Parameters
+    ----------
+    summary : DataFrame, optional
+        One row per method x protocol (x ratio) x evaluator: ``method``, ``protocol``,
+        ``evaluator``, ``<metric>_mean``, ``<metric>_std`` and optionally ``alpha``,
+        ``title``, ``passes_quality_gate`` and the dataset keys ``run``, ``dataset``, ``task``.
+        Used for the datasets and evaluators that ``comparisons`` does not cover.
+    metric : str
+        The metric of the summary-based call (``auprc``, ``auroc``, ``minority_f1``).
+    comparisons : DataFrame or list of dict, optional
+        Paired comparisons (``results.json``'s ``comparisons``; with ``run`` and ``title``
+        across datasets). When present they make the call.
+    generators : DataFrame or list of dict, optional
+        ``results.json``'s ``generators`` (with ``run`` across datasets): a TarDiff variant or
+        baseline that fails the quality gate is named in the verdict.
+
+    Returns
+    -------
+    DataFrame
+        From comparisons (``source`` ``"comparisons"``), one row per dataset, evaluator and
+        TarDiff variant (registry role ``tardiff``): the best baseline is the one with the
+        largest AUPRC gain over real data alone at its best protocol among those TarDiff
+        shares with it (without real-data comparisons: the protocol and baseline hardest for
+        TarDiff); ``gap`` is the paired AUPRC difference there, with ``ci_low``, ``ci_high``,
+        ``p_value``, ``n_seeds``, ``seed_sd``, TarDiff's difference from real data alone
+        (``reference_gap`` ...), and ``call``: ``"beat"`` when ``ci_low > 0``, ``"did not beat"``
+        when ``ci_high < 0``, else ``"no evidence"``.
+
+        From the summary (``source`` ``"summary"``), one row per dataset and evaluator: the best
+        TarDiff row against the best baseline row (highest mean over protocols and ratios), with
+        ``<side>_protocol``, ``_alpha``, ``_mean``, ``_std`` for ``tardiff``, ``baseline`` and
+        ``reference``, ``gap``, ``spread`` (the larger standard deviation) and ``call``:
+        ``"no evidence"`` when ``|gap| < spread``.
+
+        Both carry ``tardiff_gate`` and ``baseline_gate``: why that generator fails the quality
+        gate ("" when it passes or nothing is known). Controls are never baselines.
+
+    Examples
+    --------
+    >>> rows = [("real", "trtr", 0.40, 0.02), ("tardiff", "tstr", 0.45, 0.01), ("smote", "rebalance", 0.50, 0.02)]
+    >>> df = pd.DataFrame([{"evaluator": "cnn", "method": m, "protocol": p, "auprc_mean": a, "auprc_std": s}
+    ...                    for m, p, a, s in rows])
+    >>> verdicts(df)[["tardiff", "baseline", "gap", "call"]].round(2).values.tolist()
+    [['tardiff', 'smote', -0.05, 'did not beat']]
+    >>> comparisons = [{"method": "tardiff", "baseline": "smote", "protocol": "rebalance", "alpha": None,
+    ...                 "evaluator": "cnn", "delta_auprc": 0.03, "ci_low": 0.01, "ci_high": 0.05, "p_value": 0.002,
+    ...                 "n_seeds": 3, "seed_sd": 0.01}]
+    >>> verdicts(df, comparisons=comparisons)[["tardiff", "baseline", "gap", "call"]].values.tolist()
+    [['tardiff', 'smote', 0.03, 'beat']]
+    """
+    failures = gate_failures(generators)
+    comparisons = _rows(comparisons, "comparisons")
+    rows = _comparison_verdicts(comparisons, failures) if not comparisons.empty else []
+    covered = {(r.get("run"), r["evaluator"]) for r in rows}
+    if summary is not None and not summary.empty:
+        rows += [r for r in _summary_verdicts(summary, metric, failures) if (r.get("run"), r["evaluator"]) not in covered]
+    if not rows:
+        return pd.DataFrame(columns=["evaluator", "tardiff", "baseline", "gap", "call", "source"])
+    out = pd.DataFrame(rows)
+    if "run" in out:  # the Results page: datasets in the order the summary and comparisons give them
+        order = list(dict.fromkeys([*(summary["run"] if summary is not None and "run" in summary else []),
+                                    *(comparisons["run"] if "run" in comparisons else [])]))
+        out = out.iloc[np.argsort([order.index(r) if r in order else len(order) for r in out["run"]],
+                                  kind="stable")].reset_index(drop=True)
+    return out
+
+
+def _gate_sentence(v: dict) -> str:
+    """`` Caution: ...`` naming the compared generators that fail the quality gate ("" when none does)."""
+    parts = [f"{registry.label(v[side])} fails the quality gate ({v[f'{side}_gate']})"
+             for side in ("tardiff", "baseline") if v.get(f"{side}_gate")]
+    if not parts:
+        return ""
+    return " Caution: " + "; ".join(parts) + ", so this comparison says little about the method."
+
+
+def verdict_sentences(summary: pd.DataFrame | None = None, *, metric: str = "auprc", comparisons=None,
+                      generators=None) -> list[str]:
+    """:func:`verdicts` in words, one markdown sentence per verdict.
+
+    A sentence starts with the dataset's title when there is a ``title`` column (the Results
+    page), else with the evaluator alone (a chapter, which is about one dataset). A compared
+    generator that fails the quality gate is named in its sentence.
 
     Examples
     --------
@@ -183,18 +564,35 @@ def verdict_sentences(summary: pd.DataFrame, *, metric: str = "auprc") -> list[s
     True
     >>> text.endswith("real data alone 0.400 ± 0.020. TarDiff **did not beat** it.")
     True
+    >>> comparisons = [{"method": "tardiff", "baseline": "smote", "protocol": "rebalance", "alpha": None,
+    ...                 "evaluator": "cnn", "delta_auprc": 0.03, "ci_low": 0.01, "ci_high": 0.05, "p_value": 0.002,
+    ...                 "n_seeds": 3, "seed_sd": 0.01}]
+    >>> print(verdict_sentences(comparisons=comparisons)[0])  # doctest: +NORMALIZE_WHITESPACE
+    **cnn evaluator**: TarDiff against the best baseline, SMOTE, both under rebalance 1:1: AUPRC difference
+    +0.030 [+0.010, +0.050] (paired bootstrap 95% interval, p = 0.002; 3 seeds, sd 0.010 over seeds).
+    TarDiff **beat** it.
     """
     out = []
-    for v in verdicts(summary, metric=metric).to_dict("records"):
+    for v in verdicts(summary, metric=metric, comparisons=comparisons, generators=generators).to_dict("records"):
         lead = f"**{v['title']}** ({v['evaluator']} evaluator)" if v.get("title") else f"**{v['evaluator']} evaluator**"
-        reference = "" if v["reference"] is None else \
-            f"; real data alone {mean_std(v['reference_mean'], v['reference_std'])}"
-        out.append(
-            f"{lead}: {registry.label(v['tardiff'])} {mean_std(v['tardiff_mean'], v['tardiff_std'])} "
-            f"({protocol_text(v['tardiff_protocol'], v['tardiff_alpha'])}) against the best baseline, "
-            f"{registry.label(v['baseline'])} {mean_std(v['baseline_mean'], v['baseline_std'])} "
-            f"({protocol_text(v['baseline_protocol'], v['baseline_alpha'])}){reference}. {CALLS[v['call']]}."
-        )
+        if v["source"] == "comparisons":
+            seeds = f"{v['n_seeds']} seed{'s' if v['n_seeds'] != 1 else ''}"
+            spread = "" if pd.isna(v["seed_sd"]) else f", sd {v['seed_sd']:.3f} over seeds"
+            reference = "" if pd.isna(v.get("reference_gap", np.nan)) else \
+                f"; against real data alone {ci_text(v['reference_gap'], v['reference_ci_low'], v['reference_ci_high'])}"
+            text = (f"{lead}: {registry.label(v['tardiff'])} against the best baseline, "
+                    f"{registry.label(v['baseline'])}, both under {protocol_text(v['protocol'], v['alpha'])}: "
+                    f"AUPRC difference {ci_text(v['gap'], v['ci_low'], v['ci_high'])} (paired bootstrap 95% "
+                    f"interval, p = {p_text(v['p_value'])}; {seeds}{spread}){reference}. "
+                    f"{COMPARISON_CALLS[v['call']].format(method=registry.label(v['tardiff']))}.")
+        else:
+            reference = "" if v["reference"] is None else \
+                f"; real data alone {mean_std(v['reference_mean'], v['reference_std'])}"
+            text = (f"{lead}: {registry.label(v['tardiff'])} {mean_std(v['tardiff_mean'], v['tardiff_std'])} "
+                    f"({protocol_text(v['tardiff_protocol'], v['tardiff_alpha'])}) against the best baseline, "
+                    f"{registry.label(v['baseline'])} {mean_std(v['baseline_mean'], v['baseline_std'])} "
+                    f"({protocol_text(v['baseline_protocol'], v['baseline_alpha'])}){reference}. {CALLS[v['call']]}.")
+        out.append(text + _gate_sentence(v))
     return out
 
 

@@ -1,5 +1,6 @@
 """Verdicts, paired tables and figures: one function each, read by the chapters and the Results page alike."""
 
+import json
 import math
 
 import matplotlib
@@ -9,9 +10,22 @@ import pytest
 from matplotlib.colors import to_rgba
 
 from tardiff import book, registry
+from tardiff.errors import DataError, ParameterError
 from tardiff.experiment import summarise
-from tardiff.plots import plot_alpha_curve, plot_results, plot_utility
-from tardiff.report import CALLS, paired_table, utility_table, verdict_sentences, verdicts
+from tardiff.plots import plot_alpha_curve, plot_comparisons, plot_results, plot_sweep, plot_utility
+from tardiff.report import (
+    CALLS,
+    COMPARISON_CALLS,
+    comparisons_table,
+    gate_admonition,
+    gates_table,
+    load_results,
+    paired_table,
+    sweep_frame,
+    utility_table,
+    verdict_sentences,
+    verdicts,
+)
 
 matplotlib.use("Agg")
 
@@ -173,3 +187,176 @@ def test_a_method_the_registry_does_not_know_is_grey_under_its_own_name():
     overview = plot_results(summary.assign(run="simulated"))
     assert [t.get_text() for t in overview.axes[0].get_xticklabels()] == ["real only", "mystery"]
     assert overview.axes[0].get_title() == "simulated, cnn evaluator"  # no title column: the run's name
+
+
+# ------------------------------------------------------------------ results.json: gates, comparisons, sweep
+
+GATE = {"scale_ratio": [0.8, 1.25], "discriminative_score_max": 0.45, "description": "test gate"}
+
+
+@pytest.fixture
+def calibrated():
+    """The calibrated TarDiff variant, registered as the runner registers it (when it is not already)."""
+    if "tardiff_cal" in registry.method_names():
+        yield registry.method("tardiff_cal")
+        return
+    entry = registry.register_method(registry.Method(
+        "tardiff_cal", "TarDiff (calibrated)", "tardiff", ("tstr", "tsrtr", "rebalance"), factory=lambda ctx: None,
+        synthetic=True, uses_guidance=True))
+    try:
+        yield entry
+    finally:
+        registry.unregister_method("tardiff_cal")
+
+
+def _generator(method, seed, ratio_pos=1.0, disc=0.1, noise=0.02):
+    failures = []
+    if not 0.8 <= ratio_pos <= 1.25:
+        failures.append(f"scale ratio of positives {ratio_pos:g} outside [0.8, 1.25]")
+    if disc > 0.45:
+        failures.append(f"discriminative score {disc:g} above 0.45")
+    return {"method": method, "seed": seed, "scale_ratio_neg": 1.0, "scale_ratio_pos": ratio_pos,
+            "discriminative_score": disc, "membership_auroc": 0.51, "dcr_ratio": 1.02, "noise_error": noise,
+            "passes_quality_gate": not failures, "gate_failures": failures}
+
+
+def _comparison(method, baseline, protocol, delta, half=0.01, alpha=None, evaluator="cnn", **extra):
+    return {"method": method, "baseline": baseline, "protocol": protocol, "alpha": alpha, "evaluator": evaluator,
+            "delta_auprc": delta, "ci_low": delta - half, "ci_high": delta + half, "p_value": 0.04, "n_seeds": 3,
+            "seed_sd": 0.01, **extra}
+
+
+def _results(comparisons=None, generators=None, sweep=None) -> dict:
+    out = {"records": [], "reference": {"prevalence": 0.1}}
+    if comparisons is not None:
+        out["comparisons"] = comparisons
+    if generators is not None:
+        out.update(generators=generators, quality_gate=GATE)
+    if sweep is not None:
+        out["sweep"] = sweep
+    return out
+
+
+def test_gates_table_means_over_seeds_and_names_the_failures():
+    results = _results(generators=[_generator("tardiff", 0, 1.1), _generator("tardiff", 1, 3.0),
+                                   _generator("smote", 0, 1.0, noise=None), _generator("smote", 1, 0.9, noise=None),
+                                   _generator("unguided", 0, 1.0, disc=0.5)])
+    table = gates_table(results)
+    assert table["method"].tolist() == ["SMOTE", "unguided diffusion", "TarDiff"]  # registry order and labels
+    assert list(table.columns) == ["method", "seeds", "scale ratio (negatives)", "scale ratio (positives)",
+                                   "discriminative", "membership AUROC", "DCR ratio", "noise error", "passes"]
+    row = table.set_index("method").loc["TarDiff"]
+    assert row["seeds"] == 2 and row["scale ratio (positives)"] == pytest.approx(2.05)
+    assert row["passes"] == "no: seed 1: scale ratio of positives 3 outside [0.8, 1.25]"
+    assert table.set_index("method").loc["SMOTE", "passes"] == "yes"
+    assert np.isnan(table.set_index("method").loc["SMOTE", "noise error"])  # not a diffusion model
+    assert "discriminative score 0.5 above 0.45" in table.set_index("method").loc["unguided diffusion", "passes"]
+
+    warning = gate_admonition(results)
+    assert warning.startswith(":::{warning}") and warning.endswith(":::")
+    assert "- **TarDiff**: seed 1: scale ratio of positives 3" in warning and "**SMOTE**" not in warning
+    assert "scale ratio within [0.8, 1.25]" in warning
+
+
+def test_a_results_json_without_the_new_fields_gives_empty_tables_and_a_note():
+    old = _results()
+    assert gates_table(old).empty and comparisons_table(old).empty and sweep_frame(old).empty
+    assert "predates" in gate_admonition(old) and gate_admonition(old).startswith(":::{note}")
+    passing = _results(generators=[_generator("smote", 0)])
+    assert gate_admonition(passing).startswith(":::{note}\nEvery generator passes")
+
+
+def test_load_results_reads_a_file_or_its_folder(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps(_results(comparisons=[])))
+    assert load_results(tmp_path) == load_results(tmp_path / "results.json")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "results.json").write_text("{")
+    with pytest.raises(DataError, match="not readable JSON"):
+        load_results(tmp_path / "bad")
+    with pytest.raises(DataError, match="does not exist"):
+        load_results(tmp_path / "none")
+
+
+def test_comparisons_table_is_readable_and_in_reading_order():
+    rows = [_comparison("tardiff", "smote", "tsrtr", 0.02, alpha=1.0), _comparison("tardiff", "real", "tstr", -0.03),
+            _comparison("smote", "real", "rebalance", 0.01), _comparison("smote", "real", "rebalance", 0.5,
+                                                                         evaluator="gbm")]
+    table = comparisons_table(_results(comparisons=rows), evaluator="cnn")
+    assert list(table.columns) == ["method", "against", "protocol", "ΔAUPRC [95% CI]", "p", "seeds", "sd over seeds"]
+    assert table[["method", "against", "protocol"]].values.tolist() == [
+        ["SMOTE", "real only", "rebalance 1:1"], ["TarDiff", "real only", "TSTR"], ["TarDiff", "SMOTE", "TSRTR, α = 1"]]
+    assert table["ΔAUPRC [95% CI]"].tolist()[1] == "-0.030 [-0.040, -0.020]"
+    assert len(comparisons_table(rows)) == 4 and "evaluator" in comparisons_table(rows)
+
+
+@pytest.mark.parametrize("delta, call", [(0.03, "beat"), (-0.03, "did not beat"), (0.005, "no evidence")])
+def test_verdicts_from_comparisons_use_the_interval(delta, call):
+    comparisons = [_comparison("smote", "real", "rebalance", 0.02), _comparison("unguided", "real", "tstr", 0.01),
+                   _comparison("tardiff", "real", "rebalance", 0.02 + delta),
+                   _comparison("tardiff", "smote", "rebalance", delta), _comparison("tardiff", "unguided", "tstr", 0.2)]
+    (v,) = verdicts(comparisons=comparisons).to_dict("records")
+    # the best baseline is SMOTE (the largest gain over real data), at its best protocol
+    assert (v["tardiff"], v["baseline"], v["protocol"], v["call"]) == ("tardiff", "smote", "rebalance", call)
+    assert v["gap"] == pytest.approx(delta) and v["reference_gap"] == pytest.approx(0.02 + delta)
+    (text,) = verdict_sentences(comparisons=comparisons)
+    assert text.startswith("**cnn evaluator**: TarDiff against the best baseline, SMOTE, both under rebalance 1:1: "
+                           f"AUPRC difference {delta:+.3f} [")
+    assert text.endswith(COMPARISON_CALLS[call].format(method="TarDiff") + ".")
+
+
+def test_each_tardiff_variant_gets_a_verdict_and_a_failing_generator_is_named(calibrated):
+    comparisons = [_comparison("smote", "real", "rebalance", 0.02),
+                   _comparison("tardiff", "smote", "rebalance", -0.05), _comparison("tardiff_cal", "smote", "rebalance", 0.04)]
+    generators = [_generator("smote", 0), _generator("tardiff", 0, ratio_pos=30.0), _generator("tardiff_cal", 0)]
+    summary = _summary([("real", "trtr", np.nan, 0.40, 0.01), ("tardiff", "tstr", np.nan, 0.9, 0.01),
+                        ("smote", "rebalance", np.nan, 0.41, 0.01)])
+    table = verdicts(summary, comparisons=comparisons, generators=generators)
+    assert table["tardiff"].tolist() == ["tardiff", "tardiff_cal"] and table["call"].tolist() == ["did not beat", "beat"]
+    assert set(table["source"]) == {"comparisons"}  # the comparisons take the call, not the summary
+    paper, cal = verdict_sentences(summary, comparisons=comparisons, generators=generators)
+    assert "Caution: TarDiff fails the quality gate (seed 0: scale ratio of positives 30 outside [0.8, 1.25])" in paper
+    assert "TarDiff (calibrated) **beat** it." in cal and "Caution" not in cal
+
+
+def test_without_comparisons_the_summary_makes_the_call_and_names_a_failing_generator():
+    summary = _summary([("real", "trtr", np.nan, 0.40, 0.01), ("tardiff", "tstr", np.nan, 0.50, 0.01),
+                        ("smote", "rebalance", np.nan, 0.41, 0.01)])
+    assert verdicts(summary, comparisons=[])["source"].tolist() == ["summary"]
+    (text,) = verdict_sentences(summary, generators=[_generator("tardiff", 0, ratio_pos=5.0)])
+    assert text.startswith("**cnn evaluator**: TarDiff 0.500 ± 0.010 (TSTR)") and "TarDiff **beat** it." in text
+    assert text.endswith("Caution: TarDiff fails the quality gate (seed 0: scale ratio of positives 5 outside "
+                         "[0.8, 1.25]), so this comparison says little about the method.")
+    flagged = summary.assign(passes_quality_gate=["", "False", "True"])  # summary.csv's own column
+    assert "TarDiff fails the quality gate" in verdict_sentences(flagged)[0]
+
+
+def test_the_sweep_figure_and_the_forest_plot():
+    sweep = [{"guidance_norm": norm, "guidance_scale": w, "seed": s, "evaluator": ev, "auprc": 0.3 - 0.001 * w,
+              "auroc": 0.7, "val_auprc": 0.3, "scale_ratio_neg": 1.0, "scale_ratio_pos": r,
+              "discriminative_score": 0.1, "passes_quality_gate": r <= 1.25}
+             for norm, w, r in (("raw", 0.0, 1.0), ("raw", 100.0, 40.0), ("unit", 0.1, 1.1)) for s in (0, 1)
+             for ev in ("cnn", "gbm")]
+    fig = plot_sweep(sweep_frame(_results(sweep=sweep)), gate=GATE)
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == ["w=0", "w=0.1", "w=100"]
+    assert ax.get_xscale() == "log"  # scale ratios from 1 to 40
+    raw = next(c for c in ax.collections if c.get_label().startswith("raw"))
+    faces = raw.get_facecolors()
+    assert faces[0][3] == 1.0 and faces[1][3] == 0.0  # w = 100 fails the gate: hollow
+    assert "quality gate" in ax.get_legend_handles_labels()[1]
+    with pytest.raises(ParameterError):
+        plot_sweep(pd.DataFrame(sweep), x="nope")
+    assert plot_sweep(pd.DataFrame(sweep), x="discriminative_score").axes[0].get_xscale() == "linear"
+
+    rows = [_comparison("tardiff", "real", "tstr", 0.02, run=run, title=title)
+            for run, title in (("simulated", "Simulated"), ("physionet2012", "PhysioNet"))]
+    rows += [_comparison("tardiff", "smote", "tsrtr", 0.01, alpha=a, run="simulated", title="Simulated")
+             for a in (0.5, 1.0)]
+    forest = plot_comparisons(pd.DataFrame(rows))
+    titles = [ax.get_title() for ax in forest.axes]
+    assert titles == ["Simulated: each method vs real only", "Simulated: TarDiff vs each baseline",
+                      "PhysioNet: each method vs real only", "PhysioNet: TarDiff vs each baseline"]
+    labels = [t.get_text() for t in forest.axes[1].get_yticklabels()]
+    assert labels == ["TarDiff vs SMOTE, TSRTR +100%"]  # TSRTR at its largest ratio
+    line = forest.axes[0].lines[0]
+    assert to_rgba(line.get_color()) == to_rgba(registry.color("tardiff"))
