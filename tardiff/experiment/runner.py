@@ -130,28 +130,53 @@ class Experiment:
 
     def guidance_classifier(self, seed: int):
         """The GRU TarDiff differentiates: fit on the training split; among the scale's candidate
-        settings, the one with the best validation AUPRC (its checkpoint chosen on validation too)."""
-        from tardiff.classifiers import make_classifier
+        settings, the one with the best validation AUPRC (its checkpoint chosen on validation too).
+        Cached on disk with the report of what was tried, so every process of a run shares it."""
+        from tardiff.classifiers import load_classifier, make_classifier, save_classifier
+        from tardiff.presets import sizes
 
         key = ("guidance_classifier", seed)
-        if key not in self._memo:
-            p = self.prepared
-            start = time.perf_counter()
-            tried = []
-            for overrides in self.config.preset.guidance_candidates:
-                clf = make_classifier("gru", self.config.scale, random_state=seed, device=self.device, **overrides)
-                clf.fit(p.X_train, p.y_train, p.X_val, p.y_val)
-                tried.append((clf.best_val_auprc_, overrides, clf))
-            best = max(range(len(tried)), key=lambda i: tried[i][0])  # the first of equals
-            self.ledger.record("guidance classifier", np.concatenate([p.ids["train"], p.ids["val"]]))
-            self._memo[key] = tried[best][2]
-            self._memo[("guidance_classifier_report", seed)] = {
-                "seed": seed, "chosen": best, "criterion": "validation AUPRC",
-                "candidates": [{"settings": {**vars(c.config_)}, "val_auprc": float(a), "best_epoch": int(c.best_epoch_)}
-                               for a, _, c in tried],
-            }
-            self._time("guidance_classifier_s", time.perf_counter() - start)
-        return self._memo[key]
+        if key in self._memo:
+            return self._memo[key]
+        p, scale = self.prepared, self.config.scale
+        candidates = self.config.preset.guidance_candidates
+        stem = hash_key(self.data_key, sizes("classifier", scale, "gru"), candidates, seed, tardiff.__version__)
+        path = self.cache / f"guidance-classifier-{stem}.pt"
+        report_path = path.with_suffix(".json")
+        with file_lock(path):
+            report = read_json_verified(report_path)
+            if report is not None and path.exists():
+                clf = load_classifier(path, device=self.device)
+            else:
+                start = time.perf_counter()
+                tried = []
+                for overrides in candidates:
+                    model = make_classifier("gru", scale, random_state=seed, device=self.device, **overrides)
+                    tried.append(model.fit(p.X_train, p.y_train, p.X_val, p.y_val))
+                best = max(range(len(tried)), key=lambda i: tried[i].best_val_auprc_)  # the first of equals
+                clf = tried[best]
+                report = {"seed": seed, "chosen": best, "criterion": "validation AUPRC", "candidates": [
+                    {"settings": dict(overrides), "hidden": c.config_.hidden, "val_auprc": float(c.best_val_auprc_),
+                     "best_epoch": int(c.best_epoch_)} for overrides, c in zip(candidates, tried)]}
+                report["g_norm"] = self._guidance_norms(clf)
+                save_classifier(clf, path)
+                write_json_verified(report_path, report)
+                self._time("guidance_classifier_s", time.perf_counter() - start)
+        self.ledger.record("guidance classifier", np.concatenate([p.ids["train"], p.ids["val"]]))
+        self._memo[key] = clf
+        self._memo[("guidance_classifier_report", seed)] = report
+        return clf
+
+    def _guidance_norms(self, clf) -> dict:
+        """||G|| over each possible guidance set: the minority set's is many times the whole
+        validation split's, so under raw guidance it silently multiplies the effective w."""
+        from tardiff.guidance import guidance_vector
+
+        norms = {}
+        for which in ("val", "minority", "train"):
+            X, y, _ = guidance_data(self.prepared, which)
+            norms[which] = float(guidance_vector(clf.module_, X, y, device=clf.device_).norm())
+        return norms
 
     def _set_path(self, method: str, seed: int, guidance: GuidanceOptions | None) -> Path:
         key = hash_key(self.data_key, method, seed, None if guidance is None else guidance.key(), tardiff.__version__)
