@@ -3,11 +3,14 @@
 :func:`download_file` streams a URL into ``<dest>.part`` and renames it onto ``dest`` only
 when the whole file has arrived, so ``dest`` either is complete or does not exist. An
 interrupted download leaves the ``.part`` file behind; the next call resumes it with an HTTP
-``Range`` request (and starts over when the server does not honour ranges).
+``Range`` request (and starts over when the server does not honour ranges). Given the file's
+published size and SHA-256, the arrived file is checked before the rename: a mismatch removes
+it and raises a one-line :class:`~tardiff.errors.DataError`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import urllib.error
@@ -22,7 +25,23 @@ CHUNK_BYTES = 1 << 16
 USER_AGENT = "tardiff-downloader/0.1 (+https://physionet.org)"
 
 
-def download_file(url: str, dest: str | os.PathLike, *, progress: bool = True, timeout: float = 60) -> Path:
+def sha256_file(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as 64 lower-case hex digits (read in 1 MiB blocks).
+
+    Examples
+    --------
+    >>> len(sha256_file(__file__))
+    64
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download_file(url: str, dest: str | os.PathLike, *, progress: bool = True, timeout: float = 60,
+                  sha256: str | None = None, size: int | None = None) -> Path:
     """Download ``url`` to ``dest``, resuming a partial ``dest.part`` where one exists.
 
     Parameters
@@ -36,6 +55,11 @@ def download_file(url: str, dest: str | os.PathLike, *, progress: bool = True, t
         Show a tqdm progress bar.
     timeout : float
         Seconds to wait for the server before giving up (per connection and per read).
+    sha256 : str, optional
+        The file's published SHA-256 (hex). The complete file is checked before it is renamed
+        onto ``dest``; on a mismatch it is deleted (so the next try starts afresh).
+    size : int, optional
+        The file's size in bytes, checked the same way (and a longer ``.part`` is discarded).
 
     Returns
     -------
@@ -47,6 +71,7 @@ def download_file(url: str, dest: str | os.PathLike, *, progress: bool = True, t
     DataError
         When the download fails; the message names the URL and says to retry (the partial
         file is kept and resumed) or to pass ``--data-dir`` to a folder holding the files.
+        When the file arrived but its size or checksum is wrong (the file is removed).
 
     Examples
     --------
@@ -64,6 +89,8 @@ def download_file(url: str, dest: str | os.PathLike, *, progress: bool = True, t
         raise DataError(
             f"cannot download into {dest.parent} ({reason}); pass --data-dir to a folder (or set TARDIFF_DATA_DIR)"
         ) from None
+    if size is not None and part.exists() and part.stat().st_size > size:
+        part.unlink()  # longer than the published file: not a prefix of it
     try:
         _fetch(url, part, progress=progress, timeout=timeout, desc=dest.name)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
@@ -73,8 +100,26 @@ def download_file(url: str, dest: str | os.PathLike, *, progress: bool = True, t
             f"could not download {url} ({reason}); retry later (the partial file {part.name} is resumed) "
             "or pass --data-dir to a folder that already holds the files"
         ) from None
+    _verify(part, url, dest.name, sha256=sha256, size=size)
     os.replace(part, dest)
     return dest
+
+
+def _verify(part: Path, url: str, name: str, *, sha256: str | None, size: int | None) -> None:
+    """Delete ``part`` and raise a one-line DataError when its size or SHA-256 is not the published one."""
+    problem = None
+    if size is not None and part.stat().st_size != size:
+        problem = f"{part.stat().st_size} bytes, expected {size}"
+    elif sha256 is not None:
+        got = sha256_file(part)
+        if got != sha256.lower():
+            problem = f"sha256 {got[:16]}..., expected {sha256.lower()[:16]}..."
+    if problem is not None:
+        part.unlink()
+        raise DataError(
+            f"{name} downloaded from {url} is not the published file ({problem}); it was removed: retry, "
+            "or pass --data-dir to a folder that already holds the files"
+        )
 
 
 def _fetch(url: str, part: Path, *, progress: bool, timeout: float, desc: str) -> None:

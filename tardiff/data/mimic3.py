@@ -30,6 +30,15 @@ The cohort
 
 CHARTEVENTS (about 33 GB uncompressed, 330 million rows) is read in chunks with only the
 columns needed, filtered by item id before anything else is parsed.
+
+The open demo
+-------------
+:func:`fetch_demo` downloads the four tables of the open MIMIC-III Clinical Database Demo
+v1.4 (ODbL 1.0; 100 patients, about 80 MB, most of it CHARTEVENTS) from PhysioNet's file
+tree (:data:`DEMO_BASE_URL`), resumably, and checks each file's size and SHA-256
+(:data:`DEMO_FILES`). It is called for the default data folder only (see
+:func:`tardiff.data.registry.ensure_open_data`); ``find_source_files`` and ``load`` never
+download.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from tardiff.data.cohort import Cohort
+from tardiff.data.download import download_file
 from tardiff.errors import DataError, ParameterError
 
 TASKS = ("mortality", "los3")
@@ -72,6 +82,23 @@ CHUNK_ROWS = 2_000_000
 
 _ITEM_TO_FEATURE = {item: FEATURES.index(name) for name, items in ITEMIDS.items() for item in items}
 
+#: Where PhysioNet serves the open demo's files (https://physionet.org/content/mimiciii-demo/1.4/).
+DEMO_BASE_URL = "https://physionet.org/files/mimiciii-demo/1.4/"
+#: The demo tables the loader reads: file name -> (size in bytes, SHA-256). PhysioNet serves
+#: them as plain CSV with lower-case column names. Provenance of the numbers: computed from
+#: the decompressed copies in the project's shared development data (../shared/data/mimic3_demo,
+#: gzipped locally from the demo's CSV files). They could not be compared with PhysioNet's own
+#: SHA256SUMS.txt from the machine they were computed on (no access to physionet.org); if
+#: PhysioNet's files differ, the download stops with a one-line checksum error, and the
+#: remedy is to compare against https://physionet.org/files/mimiciii-demo/1.4/SHA256SUMS.txt
+#: and update these numbers.
+DEMO_FILES: dict[str, tuple[int, str]] = {
+    "PATIENTS.csv": (5482, "92be197e03501f3d294c925036027e82c94ff8d794dbc5a9b7de55c84722e021"),
+    "ADMISSIONS.csv": (26821, "8dbd81f3ef6ed648518851aaf78f1e5308f09084923b2ed089dce8e505a29c6c"),
+    "ICUSTAYS.csv": (13495, "455cd8fd014bd75d9d26ddf8cb116c77ecccee2fe35fea342801a631d94b387b"),
+    "CHARTEVENTS.csv": (78283905, "e46f4b646ff19a1d02796d957a0623aebd710a4e936c773ecd0bafeb4e486264"),
+}
+
 
 def find_table(data_dir: Path, name: str) -> Path | None:
     """``data_dir/<name>.csv`` or ``.csv.gz``, matching the name in any case; None if absent.
@@ -99,6 +126,35 @@ def find_source_files(data_dir: Path) -> list[Path]:
             "pass --data-dir to the folder of the MIMIC-III v1.4 CSV files (credentialed access on PhysioNet)"
         )
     return list(found.values())
+
+
+def fetch_demo(data_dir: Path, *, progress: bool = True) -> list[Path]:
+    """Download the open demo's PATIENTS, ADMISSIONS, ICUSTAYS and CHARTEVENTS into ``data_dir``.
+
+    Only tables not already there (as ``.csv`` or ``.csv.gz``, in any case) are fetched, from
+    :data:`DEMO_BASE_URL`; each download resumes a partial ``.part`` file, is checked against
+    :data:`DEMO_FILES` and renamed into place only when complete and correct.
+
+    Returns
+    -------
+    list of Path
+        The four tables, as :func:`find_source_files` returns them.
+
+    Raises
+    ------
+    DataError
+        One line, when a download fails or a file does not match its checksum (it is removed).
+
+    Examples
+    --------
+    >>> fetch_demo(Path("data/mimic3_demo"))  # doctest: +SKIP
+    [PosixPath('data/mimic3_demo/PATIENTS.csv'), ...]
+    """
+    data_dir = Path(data_dir)
+    for name, (size, sha256) in DEMO_FILES.items():
+        if find_table(data_dir, name.split(".")[0]) is None:
+            download_file(DEMO_BASE_URL + name, data_dir / name, progress=progress, sha256=sha256, size=size)
+    return find_source_files(data_dir)
 
 
 def read_table(path: Path, columns: list[str], required: list[str] | None = None, **kwargs) -> pd.DataFrame:

@@ -20,17 +20,26 @@ top. Where data comes from:
   what was expected; nothing is downloaded into it unless ``download=True``.
 - ``data_dir`` omitted: the default folder ``$TARDIFF_DATA_DIR/<name>`` or ``data/<name>``;
   missing open data (PhysioNet 2012) is downloaded into it unless ``download=False``.
+
+Open data (:data:`OPEN_DATA`) is what the package can download by itself: PhysioNet 2012, the
+MIMIC-III demo (read by ``mimic3``) and YAIB's demo cohorts (read by ``yaib``). Each lives in
+its own folder under the data root (``physionet2012``, ``mimic3_demo``,
+``yaib_demo/<task>/<database>``); :func:`ensure_open_data` returns that folder, downloading
+what is missing when it is the default folder, and :func:`fetch_open_data` does so for the
+first open folder among a book chapter's candidate folders.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tardiff.data.cache import default_cache_dir, file_fingerprint, hash_key, load_cohort_file, save_cohort
 from tardiff.data.cohort import Cohort
+from tardiff.data.yaib import DEMO_COHORTS
 from tardiff.errors import DataError, ParameterError
 
 
@@ -75,20 +84,97 @@ DATASETS: dict[str, DatasetSpec] = {
             "mimic3", "MIMIC-III v1.4 (first 24 h, 7 vitals, TarDiff preprocessing)", True,
             "https://physionet.org/content/mimiciii/1.4/", "PhysioNet Credentialed Health Data License 1.5.0",
             "credentialed access on PhysioNet; pass --data-dir to the folder with PATIENTS, ADMISSIONS, ICUSTAYS "
-            "and CHARTEVENTS (.csv or .csv.gz); the open 100-patient demo is at "
-            "https://physionet.org/content/mimiciii-demo/1.4/",
+            "and CHARTEVENTS (.csv or .csv.gz); the open 100-patient demo "
+            "(https://physionet.org/content/mimiciii-demo/1.4/) is downloaded into data/mimic3_demo by "
+            "`tardiff book` or tardiff.data.registry.ensure_open_data('mimic3_demo')",
         ),
         DatasetSpec(
             "yaib", "A YAIB cohort (dyn/sta/outc parquet; MIMIC-III/IV, eICU, HiRID, AUMCdb)", True,
             "https://github.com/rvandewater/YAIB", "that of the source database (demo cohorts: ODbL 1.0)",
             "build a cohort with YAIB/ricu and pass --data-dir to the folder holding dyn.parquet, sta.parquet "
-            "and outc.parquet",
+            "and outc.parquet; YAIB's open demo cohorts are downloaded into data/yaib_demo/<task>/<database> by "
+            "`tardiff book` or tardiff.data.registry.ensure_open_data('yaib_demo/mortality24/eicu_demo')",
         ),
         DatasetSpec(
             "eicu", "eICU-CRD (first 24 h, 5-minute HR, RR, SpO2)", True,
             "https://physionet.org/content/eicu-crd/2.0/", "PhysioNet Credentialed Health Data License 1.5.0",
             "credentialed access on PhysioNet; pass --data-dir to the folder with patient.csv(.gz) and "
             "vitalPeriodic.csv(.gz)",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class OpenDataSpec:
+    """An open dataset the package downloads by itself: its folder under the data root and its source.
+
+    Parameters
+    ----------
+    name : str
+        The folder under the data root, e.g. ``mimic3_demo`` or ``yaib_demo/mortality24/eicu_demo``.
+    dataset : str
+        The key of :data:`DATASETS` whose loader reads the folder.
+    title, home, license, citation : str
+        What the data chapter and messages say about it.
+    fetcher : str
+        The loader module's function that downloads the missing files into a folder.
+    fetch_options : dict
+        Keyword arguments for ``fetcher`` besides the folder and ``progress``.
+    """
+
+    name: str
+    dataset: str
+    title: str
+    home: str
+    license: str
+    citation: str
+    fetcher: str = "fetch"
+    fetch_options: dict = field(default_factory=dict)
+
+    def fetch(self, folder: Path, *, progress: bool = True) -> list[Path]:
+        """Download the files missing in ``folder`` (resumable, atomic, checksummed where known)."""
+        module = get_spec(self.dataset).module
+        return getattr(module, self.fetcher)(Path(folder), **self.fetch_options, progress=progress)
+
+    def present(self, folder: Path) -> bool:
+        """Whether ``folder`` holds every file the loader reads (never downloads)."""
+        try:
+            get_spec(self.dataset).module.find_source_files(Path(folder))
+        except DataError:
+            return False
+        return True
+
+
+_PHYSIONET_CITATION = (
+    "Goldberger et al., PhysioBank, PhysioToolkit, and PhysioNet, Circulation 101(23):e215-e220 (2000)"
+)
+
+#: Open data the package can download, by folder under the data root.
+OPEN_DATA: dict[str, OpenDataSpec] = {
+    spec.name: spec
+    for spec in (
+        OpenDataSpec(
+            "physionet2012", "physionet2012", "PhysioNet/CinC Challenge 2012, sets A and B",
+            "https://physionet.org/content/challenge-2012/1.0.0/", "ODC-By 1.0",
+            "Silva et al., Comput Cardiol 2012;39:245-248; " + _PHYSIONET_CITATION,
+        ),
+        OpenDataSpec(
+            "mimic3_demo", "mimic3", "MIMIC-III Clinical Database Demo v1.4 (100 patients)",
+            "https://physionet.org/content/mimiciii-demo/1.4/", "ODbL 1.0",
+            "Johnson et al., MIMIC-III, a freely accessible critical care database, Sci Data 3:160035 (2016); "
+            + _PHYSIONET_CITATION,
+            fetcher="fetch_demo",
+        ),
+        *(
+            OpenDataSpec(
+                f"yaib_demo/{cohort}", "yaib",
+                f"YAIB {cohort.split('/')[0]} cohort from the {'eICU-CRD' if 'eicu' in cohort else 'MIMIC-III'} demo",
+                "https://github.com/rvandewater/YAIB/tree/main/demo_data", "ODbL 1.0",
+                "van de Water et al., Yet Another ICU Benchmark, ICLR 2024; " + _PHYSIONET_CITATION,
+                fetcher="fetch_demo", fetch_options={"cohort": cohort},
+            )
+            for cohort in DEMO_COHORTS
         ),
     )
 }
@@ -125,6 +211,99 @@ def _data_path(name: str, data_dir: str | os.PathLike | None) -> Path:
         return Path(data_dir).expanduser()
     root = os.environ.get("TARDIFF_DATA_DIR")
     return Path(root).expanduser() / name if root else Path("data") / name
+
+
+def ensure_open_data(name: str, data_dir: str | os.PathLike | None = None, *, download: bool | None = None,
+                     progress: bool = True) -> Path:
+    """The folder holding open dataset ``name``, downloading what is missing into the default folder.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`OPEN_DATA`: ``physionet2012``, ``mimic3_demo`` or
+        ``yaib_demo/<task>/<database>`` (e.g. ``yaib_demo/mortality24/eicu_demo``).
+    data_dir : path, optional
+        The folder that holds (or is to hold) the files. Omitted: the default folder
+        ``$TARDIFF_DATA_DIR/<name>`` or ``data/<name>``. A folder named here is only read,
+        never written, unless ``download=True``.
+    download : bool or None
+        None (default): download only into the default folder; True: into ``data_dir`` too;
+        False: never.
+    progress : bool
+        Show download progress bars.
+
+    Returns
+    -------
+    Path
+        The folder, holding every file the dataset's loader reads; pass it as ``data_dir``
+        to :func:`load_cohort` with the dataset ``OPEN_DATA[name].dataset``.
+
+    Raises
+    ------
+    ParameterError
+        For a name that is not open data.
+    DataError
+        One line: files missing where downloading is not allowed, a failed download, or a
+        file whose checksum does not match (the file is removed).
+
+    Examples
+    --------
+    >>> folder = ensure_open_data("mimic3_demo")  # doctest: +SKIP
+    >>> load_cohort(OPEN_DATA["mimic3_demo"].dataset, folder).shape  # doctest: +SKIP
+    (132, 24, 7)
+    """
+    if name not in OPEN_DATA:
+        raise ParameterError(
+            f"{name!r} is not open data the package can download; choose one of: {', '.join(OPEN_DATA)}"
+        )
+    spec = OPEN_DATA[name]
+    folder = _data_path(name, data_dir)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"the {name} data folder {folder} is a file, not a folder; move it away or pass another folder")
+    if spec.present(folder):
+        return folder
+    if download is None:
+        download = data_dir is None
+    if not download:
+        missing = "does not exist" if not folder.is_dir() else "lacks some of its files"
+        raise DataError(
+            f"the {name} folder {folder} {missing}; expected {expected_files(spec.dataset)}: leave the data folder "
+            f"unset to download {spec.title} from {spec.home}, or pass a folder that holds the files"
+        )
+    spec.fetch(folder, progress=progress)
+    get_spec(spec.dataset).module.find_source_files(folder)  # a one-line error should a file still be absent
+    return folder
+
+
+def fetch_open_data(subdirs: Iterable[str], root: str | os.PathLike | None = None, *,
+                    progress: bool = True) -> Path | None:
+    """The first of ``subdirs`` that is open data, present or downloaded under ``root``; None if none is open.
+
+    Meant for the book, whose chapters name candidate folders under the data root (e.g.
+    ``("mimic3", "mimic3_demo")``): credentialed folders are skipped, the first open one is
+    filled. Call it only for the default data root, never for a folder the user named.
+
+    Parameters
+    ----------
+    subdirs : iterable of str
+        Folder names relative to ``root``.
+    root : path, optional
+        The data root; ``$TARDIFF_DATA_DIR`` or ``data`` when omitted.
+    progress : bool
+        Show download progress bars.
+
+    Examples
+    --------
+    >>> fetch_open_data(["eicu"]) is None  # credentialed: nothing to download
+    True
+    >>> fetch_open_data(["mimic3", "mimic3_demo"])  # doctest: +SKIP
+    PosixPath('data/mimic3_demo')
+    """
+    for sub in subdirs:
+        if sub in OPEN_DATA:
+            where = None if root is None else Path(root).expanduser() / sub
+            return ensure_open_data(sub, where, download=True, progress=progress)
+    return None
 
 
 def expected_files(name: str, **options) -> str:

@@ -31,6 +31,14 @@ The cohort
   ``stay_id`` on two rows of ``sta`` (or of ``outc`` for a per-stay task), or the same
   (``stay_id``, ``time``) on two rows of ``dyn`` (or of an hourly ``outc``). ricu writes one
   row per stay and hour, so a repeat means two cohorts were concatenated.
+
+The open demo cohorts
+---------------------
+YAIB's repository ships the cohorts it builds from the open MIMIC-III and eICU-CRD demos
+(ODbL 1.0) under ``demo_data/<task>/<mimic_demo|eicu_demo>/``. :func:`fetch_demo` downloads
+one of them (:data:`DEMO_COHORTS`; the book uses ``mortality24/eicu_demo``) from
+:data:`DEMO_BASE_URL`, resumably, checking each file's size and SHA-256 (:data:`DEMO_FILES`).
+``find_source_files`` and ``load`` never download.
 """
 
 from __future__ import annotations
@@ -41,12 +49,45 @@ import numpy as np
 import pandas as pd
 
 from tardiff.data.cohort import Cohort
+from tardiff.data.download import download_file
 from tardiff.errors import DataError, ParameterError
 
 TASKS = ("mortality24", "aki", "sepsis")
 DEFAULT_TASK = "mortality24"
 FILES = ("dyn.parquet", "sta.parquet", "outc.parquet")
 HOURLY_TASKS = ("aki", "sepsis")
+
+#: Where GitHub serves the demo cohorts of YAIB's repository (https://github.com/rvandewater/YAIB,
+#: folder demo_data); the files are plain git blobs, not Git LFS pointers.
+DEMO_BASE_URL = "https://raw.githubusercontent.com/rvandewater/YAIB/main/demo_data/"
+#: Each demo cohort's files, relative to the demo folder: path -> (size in bytes, SHA-256).
+#: Provenance: computed from the copies in the project's shared development data
+#: (../shared/data/yaib_demo), which carry ricu's R metadata as written by YAIB (not re-saved);
+#: they match the repository's file list (and its attrition.csv) but could not be compared
+#: byte for byte with GitHub from the machine they were computed on. A cohort that changes
+#: upstream stops the download with a one-line checksum error naming the file.
+DEMO_FILES: dict[str, tuple[int, str]] = {
+    "mortality24/eicu_demo/dyn.parquet": (448554, "6f5d2f7f98e80f9e7b104021a01628902f8b5affa590fe1f06e2e9e968c4c9d2"),
+    "mortality24/eicu_demo/sta.parquet": (20161, "425a3c2e3893deded0050a8e69f3cabc2fddc5454be8d0bc682a08e644057fcd"),
+    "mortality24/eicu_demo/outc.parquet": (9719, "d4c75c926dbfd11eb81a36077d60b498565515eca4f4a914903c2f4ecf3c848f"),
+    "mortality24/mimic_demo/dyn.parquet": (82975, "a2d3e49e1d05838b7c1e89dc5113254eccc444e548f57880426a01e05f1eaf06"),
+    "mortality24/mimic_demo/sta.parquet": (6589, "8db5dffe4e78f273b8b1368f2c4dcbf32d83090c5b44fc1af02842486126804d"),
+    "mortality24/mimic_demo/outc.parquet": (2700, "8b2321c21ae64be8f07c4fa2b6a8665cba197daddf3564d06764ad9c72642ff7"),
+    "aki/eicu_demo/dyn.parquet": (878065, "92463b98ea8a9a34e0969afc46bfcd192b865caac354c1d301487d6a5e48e0d5"),
+    "aki/eicu_demo/sta.parquet": (25642, "3d16ff03db4d9c8f639622ecbba6a73b27928beddf93062101bedd47911b3864"),
+    "aki/eicu_demo/outc.parquet": (31571, "cfe238085f74b59f116fe7d8936796360c459f3bbb51d703e9f908e732c58aec"),
+    "aki/mimic_demo/dyn.parquet": (111502, "a1befdb0f96455c6f0eb15f9a63d657c20d782bce455108b9c4ce2244646fb87"),
+    "aki/mimic_demo/sta.parquet": (6336, "4b949b315c0e59869389f08515375501fd8c5bd0fc11a2833cd223dfc5ebdd27"),
+    "aki/mimic_demo/outc.parquet": (5282, "ae6d27dd6675b4a8a741bbf856b28c63dfe03c5a758126be6ab8cfa6c976254e"),
+    "sepsis/eicu_demo/dyn.parquet": (491381, "1e3a4e4312377bea688181681dc8eb196dc4518336bf231b90c55bab74d6c075"),
+    "sepsis/eicu_demo/sta.parquet": (14467, "4e11fe8576ff38ba5cd64a809012c08f5e275eb057ad263b13ac3a37b72b2ecc"),
+    "sepsis/eicu_demo/outc.parquet": (15958, "9f3dbe94ad534df410f0ecdab8a874aba720c6fef6f4492b64b7879426d7c6f4"),
+    "sepsis/mimic_demo/dyn.parquet": (145316, "5010560681f66687431723c515732eda5856e420bbca4eacd225d7193ff3784a"),
+    "sepsis/mimic_demo/sta.parquet": (6343, "bd5492d940992363666c9f53db0345926370f76025a3cbdc31f80f90146285cc"),
+    "sepsis/mimic_demo/outc.parquet": (5301, "4c3f2f6eeea26f47f8a9f9d29e761f1592abdb9c8fd925fbcc1e749f31ae6e01"),
+}
+#: The demo cohorts that can be downloaded, as ``<task>/<mimic_demo|eicu_demo>`` folders.
+DEMO_COHORTS: tuple[str, ...] = tuple(dict.fromkeys(path.rsplit("/", 1)[0] for path in DEMO_FILES))
 
 #: Units of ricu's concepts (used when the column is present).
 UNITS: dict[str, str] = {
@@ -71,6 +112,47 @@ def find_source_files(data_dir: Path) -> list[Path]:
             "dyn.parquet, sta.parquet and outc.parquet (e.g. .../mortality24/eicu_demo)"
         )
     return paths
+
+
+def fetch_demo(data_dir: Path, cohort: str = "mortality24/eicu_demo", *, progress: bool = True) -> list[Path]:
+    """Download one YAIB demo cohort's dyn, sta and outc parquet files into ``data_dir``.
+
+    Parameters
+    ----------
+    data_dir : path
+        The cohort's folder (it ends up holding the three files, as ``load`` expects),
+        e.g. ``data/yaib_demo/mortality24/eicu_demo``.
+    cohort : str
+        One of :data:`DEMO_COHORTS`: which task and which demo database.
+    progress : bool
+        Show download progress bars.
+
+    Returns
+    -------
+    list of Path
+        The three files, as :func:`find_source_files` returns them.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown ``cohort``.
+    DataError
+        One line, when a download fails or a file does not match its checksum (it is removed).
+
+    Examples
+    --------
+    >>> fetch_demo(Path("data/yaib_demo/mortality24/eicu_demo"))  # doctest: +SKIP
+    [PosixPath('data/yaib_demo/mortality24/eicu_demo/dyn.parquet'), ...]
+    """
+    if cohort not in DEMO_COHORTS:
+        raise ParameterError(f"no YAIB demo cohort {cohort!r}; choose one of: {', '.join(DEMO_COHORTS)}")
+    data_dir = Path(data_dir)
+    for name in FILES:
+        if not (data_dir / name).is_file():
+            size, sha256 = DEMO_FILES[f"{cohort}/{name}"]
+            download_file(f"{DEMO_BASE_URL}{cohort}/{name}", data_dir / name, progress=progress,
+                          sha256=sha256, size=size)
+    return find_source_files(data_dir)
 
 
 def _read(path: Path) -> pd.DataFrame:
