@@ -151,36 +151,6 @@ def plot_alpha_curve(summary: pd.DataFrame, *, metric: str = "auprc", evaluator:
     return fig
 
 
-def plot_guidance_sweep(sweep: pd.DataFrame, *, metric: str = "auprc"):
-    """Guidance scale w against the TSTR ``metric`` and the mean influence score.
-
-    ``sweep`` is :func:`tardiff.report.guidance_sweep`'s table.
-
-    Examples
-    --------
-    >>> sweep = pd.DataFrame({"guidance_scale": [-100.0, 0.0, 100.0], "auprc": [0.3, 0.35, 0.4],
-    ...                       "mean_influence": [-0.1, 0.0, 0.2]})
-    >>> len(plot_guidance_sweep(sweep).axes)
-    2
-    """
-    sweep = sweep.sort_values("guidance_scale")
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.3))
-    a1.plot(sweep["guidance_scale"], sweep[metric], marker="o", color=registry.methods("tardiff")[0].color)
-    a1.set_xscale("symlog", linthresh=1.0)
-    a1.set_xlabel("guidance scale w")
-    a1.set_ylabel(f"TSTR {metric.upper()} (test)")
-    a1.axvline(0, color="0.5", lw=0.8)
-    a2.plot(sweep["guidance_scale"], sweep["mean_influence"], marker="o", color="0.3")
-    a2.set_xscale("symlog", linthresh=1.0)
-    a2.set_xlabel("guidance scale w")
-    a2.set_ylabel("mean influence score s(x, y)")
-    a2.axvline(0, color="0.5", lw=0.8)
-    for ax in (a1, a2):
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
 def plot_results(results: pd.DataFrame):
     """The Results page's overview: test AUPRC of every method, one panel per dataset and evaluator.
 
@@ -291,7 +261,7 @@ def plot_sweep(sweep: pd.DataFrame, *, x: str = "scale_ratio_pos", metric: str =
     matplotlib.figure.Figure
         Means over seeds; colours by norm, each point labelled with its scale ``w``; points
         whose generator fails the quality gate on any seed are hollow. A log axis is used when
-        the scale ratios span more than a factor of ten.
+        the scale ratios and the gate band span more than a factor of ten.
 
     Examples
     --------
@@ -331,8 +301,10 @@ def plot_sweep(sweep: pd.DataFrame, *, x: str = "scale_ratio_pos", metric: str =
         for _, row in part.iterrows():
             ax.annotate(f"w={row['guidance_scale']:g}", (row["x"], row["y"]), textcoords="offset points",
                         xytext=(4, 4), fontsize=7, color=color)
-    if gate_key == "scale_ratio" and len(points) and points["x"].max() / max(points["x"].min(), 1e-9) > 10:
-        ax.set_xscale("log")
+    if gate_key == "scale_ratio" and len(points):  # log when the points and the gate band span a factor of ten
+        span = max(points["x"].max(), high) / max(min(points["x"].min(), low), 1e-9)
+        if span > 10:
+            ax.set_xscale("log")
     if not points["passes"].all():
         ax.scatter([], [], s=45, facecolors="none", edgecolors="0.3", label="fails the gate (hollow)")
     ax.set_xlabel(xlabel)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from tardiff import registry
-from tardiff.errors import DataError, ParameterError
+from tardiff.errors import DataError
 from tardiff.evaluation.fairness import age_bands, subgroup_metrics, worst_group_gap
 from tardiff.evaluation.fidelity import (
     autocorrelation_difference,
@@ -138,6 +138,24 @@ def sweep_frame(results: dict) -> pd.DataFrame:
     return _rows(results, "sweep")
 
 
+def selection_text(results: dict) -> str:
+    """What the run chose as the calibrated TarDiff variant, and on what criterion, in one sentence.
+
+    Examples
+    --------
+    >>> selection_text({"guidance_selection": {"method": "tardiff", "guidance_norm": "unit", "guidance_scale": 0.1,
+    ...                                        "criterion": "the best validation AUPRC"}})
+    'TarDiff uses `guidance_norm = "unit"` with scale w = 0.1, chosen as the best validation AUPRC.'
+    """
+    selection = results.get("guidance_selection")
+    if not selection:
+        return ("No calibrated TarDiff variant was chosen in this run (it needs TarDiff and the sweep's unit "
+                "scales).")
+    return (f"{registry.label(selection['method'])} uses `guidance_norm = \"{selection['guidance_norm']}\"` with "
+            f"scale w = {float(selection['guidance_scale']):g}, chosen as "
+            f"{selection.get('criterion', 'described in the Methods chapter')}.")
+
+
 # --------------------------------------------------------------------------- quality gates
 
 #: The gate :func:`gate_admonition` states when ``results.json`` does not carry its own.
@@ -159,7 +177,7 @@ def gate_text(gate: dict | None = None) -> str:
 
 
 def gate_failures(generators) -> dict[str, list[str]]:
-    """Method -> the reasons (prefixed with the seed) its generators fail the quality gate; passing methods absent.
+    """Method -> why its generators fail the quality gate, one text per failing seed; passing methods absent.
 
     ``generators`` is ``results.json`` (its ``generators``) or those rows; with a ``run`` column
     the keys are ``(run, method)``.
@@ -179,7 +197,7 @@ def gate_failures(generators) -> dict[str, list[str]]:
         key = (row["run"], row["method"]) if "run" in df else row["method"]
         reasons = row.get("gate_failures")
         reasons = list(reasons) if isinstance(reasons, (list, tuple)) and len(reasons) else ["fails the quality gate"]
-        out.setdefault(key, []).extend(f"seed {row['seed']}: {reason}" for reason in reasons)
+        out.setdefault(key, []).append(f"seed {row['seed']}: " + "; ".join(reasons))
     return out
 
 
@@ -525,7 +543,8 @@ def verdicts(summary: pd.DataFrame | None = None, *, metric: str = "auprc", comp
     rows = _comparison_verdicts(comparisons, failures) if not comparisons.empty else []
     covered = {(r.get("run"), r["evaluator"]) for r in rows}
     if summary is not None and not summary.empty:
-        rows += [r for r in _summary_verdicts(summary, metric, failures) if (r.get("run"), r["evaluator"]) not in covered]
+        rows += [r for r in _summary_verdicts(summary, metric, failures)
+                 if (r.get("run"), r["evaluator"]) not in covered]
     if not rows:
         return pd.DataFrame(columns=["evaluator", "tardiff", "baseline", "gap", "call", "source"])
     out = pd.DataFrame(rows)
@@ -578,8 +597,8 @@ def verdict_sentences(summary: pd.DataFrame | None = None, *, metric: str = "aup
         if v["source"] == "comparisons":
             seeds = f"{v['n_seeds']} seed{'s' if v['n_seeds'] != 1 else ''}"
             spread = "" if pd.isna(v["seed_sd"]) else f", sd {v['seed_sd']:.3f} over seeds"
-            reference = "" if pd.isna(v.get("reference_gap", np.nan)) else \
-                f"; against real data alone {ci_text(v['reference_gap'], v['reference_ci_low'], v['reference_ci_high'])}"
+            reference = "" if pd.isna(v.get("reference_gap", np.nan)) else "; against real data alone " + \
+                ci_text(v["reference_gap"], v["reference_ci_low"], v["reference_ci_high"])
             text = (f"{lead}: {registry.label(v['tardiff'])} against the best baseline, "
                     f"{registry.label(v['baseline'])}, both under {protocol_text(v['protocol'], v['alpha'])}: "
                     f"AUPRC difference {ci_text(v['gap'], v['ci_low'], v['ci_high'])} (paired bootstrap 95% "
@@ -729,40 +748,6 @@ def fairness_table(experiment, records: list[dict], *, evaluator: str = "cnn", s
         table["worst_gap_auroc"] = worst_group_gap(table, "auroc")
         tables.append(table)
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-
-
-def guidance_sweep(experiment, scales=None, *, seed: int = 0, evaluator: str = "cnn") -> pd.DataFrame:
-    """TSTR utility and mean influence score of TarDiff's pool for each guidance scale ``w``.
-
-    The denoiser and the guidance classifier are trained once (cached) and shared; only
-    the synthetic pool is regenerated per scale (the run's own ``w`` and ``w = 0``, the
-    unguided model, reuse the main run's pools and records). Negative ``w`` pushes towards
-    stays that would *raise* the guidance-set loss.
-
-    ``scales`` is a sequence of numbers, a comma-separated string (a notebook parameter such
-    as ``"-100,0,100"``) or None for the scale preset's ``sweep_scales``.
-    """
-    from tardiff.experiment import guidance_data, split_list
-    from tardiff.guidance import guidance_vector, influence_scores
-
-    if scales is None:
-        scales = experiment.config.preset.sweep_scales
-    try:
-        scales = [float(w) for w in split_list(scales)]
-    except ValueError:
-        raise ParameterError(f"guidance scales must be comma-separated numbers, e.g. -100,0,100; got {scales!r}") \
-            from None
-    p = experiment.prepared
-    classifier = experiment.guidance_classifier(seed)
-    Xg, yg, _ = guidance_data(p, experiment.config.guidance_set)
-    G = guidance_vector(classifier.module_, Xg, yg, device=experiment.device)
-    rows = []
-    for w in scales:
-        pool_X, pool_y, record = experiment.sweep_point(seed, float(w), evaluator)
-        scores = influence_scores(classifier.module_, G, pool_X, pool_y)
-        rows.append({"guidance_scale": float(w), "mean_influence": float(np.mean(scores)),
-                     **{k: record[k] for k in ("auprc", "auroc", "minority_f1")}})
-    return pd.DataFrame(rows)
 
 
 def utility_table(summary: pd.DataFrame, reference: dict, *, evaluator: str = "cnn") -> pd.DataFrame:

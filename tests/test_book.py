@@ -255,11 +255,12 @@ def test_run_parameters_are_plain_and_relative_inside_the_repo(tmp_path):
 # ------------------------------------------------------------------ results
 
 
-def _write_summary(folder: Path, rows: list[dict], reference=None, title=None) -> None:
+def _write_summary(folder: Path, rows: list[dict], reference=None, title=None, **fields) -> None:
+    """A run's folder: its summary.csv and, with a reference or other fields (comparisons, generators), results.json."""
     folder.mkdir(parents=True)
     pd.DataFrame(rows).to_csv(folder / "summary.csv", index=False)
-    if reference is not None:
-        (folder / "results.json").write_text(json.dumps({"reference": reference}))
+    if reference is not None or fields:
+        (folder / "results.json").write_text(json.dumps({"reference": reference or {}, **fields}))
     if title is not None:
         (folder / "book_run.json").write_text(json.dumps({"title": title}))
 
@@ -346,6 +347,67 @@ def test_write_results_page_generates_include_and_figure(tmp_path):
     assert len(df) == 2
     assert (tmp_path / book.RESULTS_FIGURE).is_file()
     assert "**0.500 ± 0.010**" in (tmp_path / book.RESULTS_TABLE).read_text()
+
+
+def _comparison(method, baseline, protocol, delta, half=0.01, alpha=None, evaluator="gru"):
+    return {"method": method, "baseline": baseline, "protocol": protocol, "alpha": alpha, "evaluator": evaluator,
+            "delta_auprc": delta, "ci_low": delta - half, "ci_high": delta + half, "p_value": 0.01, "n_seeds": 3,
+            "seed_sd": 0.004}
+
+
+def _gate(method, seed=0, ok=True):
+    return {"method": method, "seed": seed, "scale_ratio_neg": 1.0, "scale_ratio_pos": 1.0 if ok else 40.0,
+            "discriminative_score": 0.1, "membership_auroc": 0.5, "dcr_ratio": 1.0, "noise_error": None,
+            "passes_quality_gate": ok, "gate_failures": [] if ok else ["positive rows are 40.0 times the real scale"]}
+
+
+def _new_and_old_runs(exp: Path) -> None:
+    """The simulated run has comparisons and gates (TarDiff fails it); the PhysioNet run predates both."""
+    _write_summary(exp / "simulated", [
+        _row("real", "trtr", 0.40), _row("smote", "rebalance", 0.45, passes_quality_gate=True),
+        _row("tardiff", "rebalance", 0.50, passes_quality_gate=False),
+    ], reference={"prevalence": 0.08}, comparisons=[
+        _comparison("smote", "real", "rebalance", 0.05), _comparison("tardiff", "real", "rebalance", 0.10),
+        _comparison("tardiff", "smote", "rebalance", 0.05),
+    ], generators=[_gate("smote"), _gate("tardiff", ok=False)])
+    _write_summary(exp / "physionet2012", [_row("real", "trtr", 0.40), _row("tardiff", "tstr", 0.30),
+                                           _row("mcrage", "rebalance", 0.50)])
+
+
+def test_collect_field_gathers_results_json_rows_per_run(tmp_path):
+    exp = tmp_path / "experiments"
+    _new_and_old_runs(exp)
+    comparisons = book.collect_field(exp, "comparisons")
+    assert list(comparisons.columns[:3]) == ["run", "title", "method"] and set(comparisons["run"]) == {"simulated"}
+    assert len(comparisons) == 3 and comparisons["title"].iloc[0] == "Simulated ICU cohort"
+    assert book.collect_field(exp, "sweep").empty  # no run has it: an empty table, not an error
+    (exp / "simulated" / "results.json").write_text("{")
+    with pytest.raises(DataError, match="not readable JSON"):
+        book.collect_field(exp, "comparisons")
+
+
+def test_the_results_page_takes_its_verdicts_from_the_comparisons_and_names_failing_generators(tmp_path):
+    _new_and_old_runs(tmp_path / "book" / "experiments")
+    book.write_results_page(tmp_path)
+    text = (tmp_path / book.RESULTS_TABLE).read_text()
+    simulated = next(line for line in text.splitlines() if line.startswith("- **Simulated ICU cohort**"))
+    assert "TarDiff against the best baseline, SMOTE, both under rebalance 1:1: AUPRC difference +0.050" in simulated
+    assert "TarDiff **beat** it." in simulated and "Caution: TarDiff fails the quality gate" in simulated
+    physionet = next(line for line in text.splitlines() if line.startswith("- **PhysioNet/CinC Challenge 2012**"))
+    assert physionet.endswith("TarDiff **did not beat** it.")  # no comparisons there: the summary's call
+    assert ":::{warning} Generators that fail the quality gate" in text
+    assert "- **Simulated ICU cohort**, TarDiff: seed 0: positive rows are 40.0 times the real scale" in text
+    assert "**0.500 ± 0.010** †" in text and "0.450 ± 0.010 †" not in text  # the failing generator is marked
+    assert "```{figure} figures/results_comparisons.png" in text and "Every paired comparison" in text
+    figure = tmp_path / book.COMPARISONS_FIGURE
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # results that predate the comparisons: no figure (an old one is removed) and a note
+    for run in ("simulated", "physionet2012"):
+        (tmp_path / "book" / "experiments" / run / "results.json").unlink(missing_ok=True)
+    book.write_results_page(tmp_path)
+    text = (tmp_path / book.RESULTS_TABLE).read_text()
+    assert not figure.exists() and "predates them" in text and "Generators that fail" not in text
 
 
 # ------------------------------------------------------------------ notebooks and Sphinx hooks

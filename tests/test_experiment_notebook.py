@@ -27,8 +27,21 @@ def test_the_notebook_defines_no_functions():
     defined = [type(n).__name__ for n in ast.walk(tree)
                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef))]
     assert defined == []
-    for name in ("ExperimentConfig.from_parameters", "verdict_sentences(", "paired_table("):
+    for name in ("ExperimentConfig.from_parameters", "load_results(", "verdict_sentences(", "comparisons_table(",
+                 "gates_table(", "gate_admonition(", "plot_sweep(", "plot_comparisons("):
         assert name in code, f"the notebook should call {name}"
+
+
+def test_the_gate_warning_renders_as_myst_and_the_sections_are_there():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    (warning,) = [c for c in nb.cells if c.cell_type == "code" and "gate_admonition(" in c.source]
+    assert warning.metadata["mystnb"]["markdown_format"] == "myst"  # the admonition is a directive, not text
+    headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                if line.startswith("## ")]
+    assert "## 4. Quality gates" in headings and "## 5. Paired comparisons" in headings
+    (parameters,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    for name in ("guidance_norm", "guide_last", "sweep_raw", "sweep_unit"):
+        assert f"\n{name} = " in parameters.source, name
 
 
 def test_the_notebook_follows_the_skeleton():
@@ -61,7 +74,7 @@ def test_the_notebook_runs_at_smoke_scale_and_agrees_with_the_results_page(tmp_p
     papermill.execute_notebook(str(NOTEBOOK), str(executed), kernel_name="python3", cwd=str(REPO),
                                progress_bar=False, parameters={
                                    "scale": "smoke", "out_dir": str(out_dir), "evaluators": "cnn",
-                                   "sweep_scales": "0,100"})
+                                   "sweep_raw": "0,100", "sweep_unit": "0.1"})
     nb = nbformat.read(executed, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -70,8 +83,17 @@ def test_the_notebook_runs_at_smoke_scale_and_agrees_with_the_results_page(tmp_p
         record = o.get("metadata", {}).get("scrapbook", {})
         if record.get("name"):
             glued[record["name"]] = next((v for k, v in o["data"].items() if k.endswith("text/markdown")), None)
-    # the chapter's verdict is the Results page's sentence, less the dataset's title
-    (results_sentence,) = verdict_sentences(book.collect_results(tmp_path / "experiments"))
-    assert glued["verdict"].split(": ", 1)[1] == results_sentence.split(": ", 1)[1]
+    # the chapter's verdicts are the Results page's sentences, less the dataset's title: from the comparisons
+    experiments = tmp_path / "experiments"
+    sentences = verdict_sentences(book.collect_results(experiments),
+                                  comparisons=book.collect_field(experiments, "comparisons"),
+                                  generators=book.collect_field(experiments, "generators"))
+    assert len(sentences) == len(registry.method_names("tardiff")) and "paired bootstrap" in sentences[0]
+    chapter = glued["verdict"]
+    for sentence in sentences:
+        assert sentence.split(": ", 1)[1] in chapter
     summary = pd.read_csv(out_dir / "summary.csv")
     assert {*registry.method_names("control"), *registry.method_names("tardiff")} <= set(summary["method"])
+    assert "passes_quality_gate" in summary
+    text = "\n".join(str(o.get("data", {}).get("text/markdown", "")) for o in outputs)
+    assert ":::{warning}" in text or "Every generator passes" in text  # the gate's admonition was displayed

@@ -284,7 +284,8 @@ def test_comparisons_table_is_readable_and_in_reading_order():
     table = comparisons_table(_results(comparisons=rows), evaluator="cnn")
     assert list(table.columns) == ["method", "against", "protocol", "ΔAUPRC [95% CI]", "p", "seeds", "sd over seeds"]
     assert table[["method", "against", "protocol"]].values.tolist() == [
-        ["SMOTE", "real only", "rebalance 1:1"], ["TarDiff", "real only", "TSTR"], ["TarDiff", "SMOTE", "TSRTR, α = 1"]]
+        ["SMOTE", "real only", "rebalance 1:1"], ["TarDiff", "real only", "TSTR"],
+        ["TarDiff", "SMOTE", "TSRTR, α = 1"]]
     assert table["ΔAUPRC [95% CI]"].tolist()[1] == "-0.030 [-0.040, -0.020]"
     assert len(comparisons_table(rows)) == 4 and "evaluator" in comparisons_table(rows)
 
@@ -306,12 +307,14 @@ def test_verdicts_from_comparisons_use_the_interval(delta, call):
 
 def test_each_tardiff_variant_gets_a_verdict_and_a_failing_generator_is_named(calibrated):
     comparisons = [_comparison("smote", "real", "rebalance", 0.02),
-                   _comparison("tardiff", "smote", "rebalance", -0.05), _comparison("tardiff_cal", "smote", "rebalance", 0.04)]
+                   _comparison("tardiff", "smote", "rebalance", -0.05),
+                   _comparison("tardiff_cal", "smote", "rebalance", 0.04)]
     generators = [_generator("smote", 0), _generator("tardiff", 0, ratio_pos=30.0), _generator("tardiff_cal", 0)]
     summary = _summary([("real", "trtr", np.nan, 0.40, 0.01), ("tardiff", "tstr", np.nan, 0.9, 0.01),
                         ("smote", "rebalance", np.nan, 0.41, 0.01)])
     table = verdicts(summary, comparisons=comparisons, generators=generators)
-    assert table["tardiff"].tolist() == ["tardiff", "tardiff_cal"] and table["call"].tolist() == ["did not beat", "beat"]
+    assert table["tardiff"].tolist() == ["tardiff", "tardiff_cal"]
+    assert table["call"].tolist() == ["did not beat", "beat"]
     assert set(table["source"]) == {"comparisons"}  # the comparisons take the call, not the summary
     paper, cal = verdict_sentences(summary, comparisons=comparisons, generators=generators)
     assert "Caution: TarDiff fails the quality gate (seed 0: scale ratio of positives 30 outside [0.8, 1.25])" in paper

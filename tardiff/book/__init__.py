@@ -6,8 +6,8 @@ One module per job:
   data and parameters;
 * :mod:`~tardiff.book.pages`: the pages that stand in for a run that was not executed;
 * :mod:`~tardiff.book.execute`: papermill execution, several notebooks at once;
-* :mod:`~tardiff.book.results`: the Results page (tables; verdicts from :mod:`tardiff.report`,
-  the figure from :mod:`tardiff.plots`);
+* :mod:`~tardiff.book.results`: the Results page (tables; verdicts from the paired comparisons
+  through :mod:`tardiff.report`, the figures from :mod:`tardiff.plots`);
 * :mod:`~tardiff.book.build`: :func:`build_book`, the whole build, and the jupyter-book run;
 * :mod:`~tardiff.book.sphinx`: the Sphinx extension ``_config.yml`` loads (launch buttons,
   duplicate scripts, bundled MathJax). It is not imported here: Sphinx loads it by name.
@@ -23,12 +23,15 @@ from tardiff.book.build import build_book, run_jupyter_book
 from tardiff.book.execute import available_cpus, default_jobs, execute_run, execute_runs, retitle_notebook
 from tardiff.book.pages import write_data_absent_page, write_not_executed_page
 from tardiff.book.results import (
+    COMPARISONS_FIGURE,
     OPTIONAL_SUMMARY_COLUMNS,
     RESULTS_FIGURE,
     RESULTS_TABLE,
     SUMMARY_COLUMNS,
+    collect_field,
     collect_results,
     results_markdown,
+    write_comparisons_figure,
     write_results_figure,
     write_results_page,
 )
@@ -43,9 +46,9 @@ from tardiff.book.runs import (
 )
 
 __all__ = [
-    "EXPERIMENT_NOTEBOOK", "NOTEBOOK_RUNS", "NotebookRun", "OPTIONAL_SUMMARY_COLUMNS", "RESULTS_FIGURE",
-    "RESULTS_TABLE", "SUMMARY_COLUMNS", "available_cpus", "build_book", "collect_results", "default_jobs",
-    "execute_run", "execute_runs", "get_run", "locate_data", "results_markdown", "retitle_notebook",
-    "run_jupyter_book", "run_parameters", "run_title", "write_data_absent_page", "write_not_executed_page",
-    "write_results_figure", "write_results_page",
+    "COMPARISONS_FIGURE", "EXPERIMENT_NOTEBOOK", "NOTEBOOK_RUNS", "NotebookRun", "OPTIONAL_SUMMARY_COLUMNS",
+    "RESULTS_FIGURE", "RESULTS_TABLE", "SUMMARY_COLUMNS", "available_cpus", "build_book", "collect_field",
+    "collect_results", "default_jobs", "execute_run", "execute_runs", "get_run", "locate_data", "results_markdown",
+    "retitle_notebook", "run_jupyter_book", "run_parameters", "run_title", "write_comparisons_figure",
+    "write_data_absent_page", "write_not_executed_page", "write_results_figure", "write_results_page",
 ]

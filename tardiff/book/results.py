@@ -1,8 +1,11 @@
 """The Results page: every experiment's summary gathered, tabulated and drawn.
 
-:func:`collect_results` reads each executed experiment's ``summary.csv`` into one table;
-:func:`write_results_page` writes ``book/results_table.md`` (the verdicts of
-:func:`tardiff.report.verdict_sentences`, the cross-dataset tables) and the overview figure
+:func:`collect_results` reads each executed experiment's ``summary.csv`` into one table and
+:func:`collect_field` one field of each ``results.json`` (the paired ``comparisons``, the
+quality-gate ``generators``); :func:`write_results_page` writes ``book/results_table.md`` (the
+verdicts of :func:`tardiff.report.verdict_sentences`, taken from the paired comparisons, a
+warning for every generator that fails the quality gate, the cross-dataset tables), the
+reader's summary figure (:func:`tardiff.plots.plot_comparisons`) and the overview figure
 (:func:`tardiff.plots.plot_results`) that ``book/results.md`` includes.
 """
 
@@ -19,7 +22,7 @@ from tardiff import registry
 from tardiff.book.runs import NOTEBOOK_RUNS
 from tardiff.data.cache import atomic_path
 from tardiff.errors import DataError
-from tardiff.report import largest_alpha, mean_std, protocol_text, verdict_sentences
+from tardiff.report import comparisons_table, gate_failures, largest_alpha, mean_std, protocol_text, verdict_sentences
 
 #: Columns every experiment's ``summary.csv`` must have (the contract with the experiment notebook).
 SUMMARY_COLUMNS = (
@@ -27,11 +30,13 @@ SUMMARY_COLUMNS = (
     "auprc_mean", "auprc_std", "auroc_mean", "auroc_std", "minority_f1_mean", "minority_f1_std", "n_seeds",
 )
 #: Optional columns used when present: TSRTR's synthetic-to-real ratio, the test-set positive
-#: rate (the AUPRC of a random ranking) and, for the simulated cohort, the Bayes-optimal AUPRC.
-OPTIONAL_SUMMARY_COLUMNS = ("alpha", "prevalence", "bayes_auprc")
+#: rate (the AUPRC of a random ranking), for the simulated cohort the Bayes-optimal AUPRC, and
+#: whether a generator passed the quality gate on every seed (empty for real data and controls).
+OPTIONAL_SUMMARY_COLUMNS = ("alpha", "prevalence", "bayes_auprc", "passes_quality_gate")
 
 RESULTS_TABLE = "book/results_table.md"
 RESULTS_FIGURE = "book/figures/results_overview.png"
+COMPARISONS_FIGURE = "book/figures/results_comparisons.png"
 
 
 def _read_reference(results_json: Path) -> dict:
@@ -108,6 +113,46 @@ def collect_results(experiments_dir: str | os.PathLike) -> pd.DataFrame:
     return df[columns + extra].reset_index(drop=True)
 
 
+def collect_field(experiments_dir: str | os.PathLike, field: str) -> pd.DataFrame:
+    """One list field of every ``<experiments_dir>/<run>/results.json``, as one table.
+
+    Parameters
+    ----------
+    experiments_dir : path
+        The folder holding one sub-folder per experiment run (``book/experiments``).
+    field : str
+        A list of rows in ``results.json``: ``comparisons``, ``generators`` or ``sweep``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``run`` and ``title`` (as :func:`collect_results` gives them), then the rows' own
+        columns, in the book's run order. Runs whose ``results.json`` lacks the field (older
+        runs) contribute nothing; empty when none has it.
+
+    Examples
+    --------
+    >>> collect_field("no/such/folder", "comparisons").empty
+    True
+    """
+    experiments_dir = Path(experiments_dir)
+    run_rank = {r.name: i for i, r in enumerate(NOTEBOOK_RUNS)}
+    frames = []
+    paths = sorted(experiments_dir.glob("*/results.json"),
+                   key=lambda p: (run_rank.get(p.parent.name, len(run_rank)), p.parent.name))
+    for path in paths:
+        try:
+            rows = json.loads(path.read_text()).get(field) or []
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path} is not readable JSON ({exc}); re-run that experiment notebook") from exc
+        if rows:
+            frame = pd.DataFrame(rows)
+            frame.insert(0, "title", _recorded_title(path.parent))
+            frame.insert(0, "run", path.parent.name)
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "title"])
+
+
 def _recorded_title(run_dir: Path) -> str:
     """The title ``build_book`` recorded for a run's folder, else the run's own title, else the folder name."""
     record = run_dir / "book_run.json"
@@ -136,6 +181,11 @@ def _pipe_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 
+def _fails_gate(row) -> bool:
+    """Whether a summary row's generator failed the quality gate (``passes_quality_gate`` False)."""
+    return str(row.get("passes_quality_gate", "")).strip().lower() == "false"
+
+
 def _metric_table(df: pd.DataFrame, metric: str) -> list[str]:
     """One row per dataset, evaluator and protocol; one column per method; the real-only TRTR score as reference."""
     df = largest_alpha(df.copy())
@@ -157,9 +207,11 @@ def _metric_table(df: pd.DataFrame, metric: str) -> list[str]:
             else (np.nan, np.nan)
             for m in methods
         ]
+        fails = [False] + [m in by_method.index and _fails_gate(by_method.loc[m]) for m in methods]
         means = [v[0] for v in values if pd.notna(v[0])]
         best = max(means) if len(means) > 1 else None
-        cells = [f"**{mean_std(*v)}**" if best is not None and v[0] == best else mean_std(*v) for v in values]
+        cells = [(f"**{mean_std(*v)}**" if best is not None and v[0] == best else mean_std(*v)) + (" †" if f else "")
+                 for v, f in zip(values, fails)]
         rows.append([titles[run], str(evaluator), protocol_text(protocol, alpha), *cells])
     if not rows:  # only real-only results: show them on their own
         rows = [[titles[run], str(ev), "TRTR", mean_std(*ref)] for (run, _task, ev), ref in reference.items()]
@@ -168,8 +220,62 @@ def _metric_table(df: pd.DataFrame, metric: str) -> list[str]:
 
 
 
-def results_markdown(df: pd.DataFrame) -> str:
-    """The MyST text of ``book/results_table.md``: the overview figure and the cross-dataset tables.
+def _gate_warning(generators: pd.DataFrame, titles: dict) -> list[str]:
+    """A MyST warning naming, per dataset, each generator that fails the quality gate (nothing when all pass)."""
+    failures = gate_failures(generators)
+    if not failures:
+        return []
+    lines = [":::{warning} Generators that fail the quality gate", ""]
+    for (run, method), reasons in sorted(failures.items(), key=lambda kv: (list(titles).index(kv[0][0])
+                                                                           if kv[0][0] in titles else len(titles),
+                                                                           registry.order(kv[0][1]))):
+        lines.append(f"- **{titles.get(run, run)}**, {registry.label(method)}: {'; '.join(reasons)}")
+    lines += ["", "Their scores stay in the tables (marked †) and in the comparisons, but they are no evidence about "
+              "the method: the samples are off the scale of real stays or easily told apart from them. The "
+              "chapter of each dataset shows the gate's measurements.", ":::", ""]
+    return lines
+
+
+def _comparisons_section(comparisons: pd.DataFrame) -> list[str]:
+    """The reader's summary figure of the paired differences and, in a dropdown, their table."""
+    if comparisons.empty:
+        return [":::{note}", "No experiment in this build recorded paired comparisons (their `results.json` "
+                "predates them): the verdicts above compare means and standard deviations over seeds instead. "
+                "Re-run the experiments to get them.", ":::", ""]
+    evaluator = comparisons["evaluator"].iloc[0]
+    table = comparisons_table(comparisons, evaluator=evaluator)
+    header = list(table.columns)
+    return [
+        "### Paired differences",
+        "",
+        f"```{{figure}} {Path(COMPARISONS_FIGURE).relative_to('book').as_posix()}",
+        ":name: fig-results-comparisons",
+        ":alt: Forest plot of AUPRC differences with 95% intervals: each method against real data alone, and "
+        "TarDiff against each baseline, per dataset",
+        ":width: 100%",
+        "",
+        f"AUPRC difference on the same test stays ({evaluator} evaluator; mean over seeds, with the 95% interval of "
+        "a paired, class-stratified bootstrap over test stays). Left: each method against real data alone; right: "
+        "each TarDiff variant against each baseline under the same protocol. An interval that crosses the "
+        "vertical line is no evidence of a difference. TSRTR at its largest synthetic-to-real ratio.",
+        "```",
+        "",
+        "````{dropdown} Every paired comparison",
+        "```{container} tardiff-results",
+        *_pipe_table(header, table.astype(str).values.tolist()),
+        "```",
+        "````",
+        "",
+    ]
+
+
+def results_markdown(df: pd.DataFrame, comparisons: pd.DataFrame | None = None,
+                     generators: pd.DataFrame | None = None) -> str:
+    """The MyST text of ``book/results_table.md``: verdicts, gate warnings, the figures and the cross-dataset tables.
+
+    ``comparisons`` and ``generators`` are :func:`collect_field` of ``results.json``'s fields of
+    those names; without comparisons the verdicts fall back on the summary's means and a note
+    says so.
 
     Examples
     --------
@@ -184,14 +290,22 @@ def results_markdown(df: pd.DataFrame) -> str:
             "the experiment notebooks have run (`tardiff book`, or `make book`).\n"
             ":::\n"
         )
+    comparisons = pd.DataFrame() if comparisons is None else comparisons
+    generators = pd.DataFrame() if generators is None else generators
     titles = _titles(df)
+    from_comparisons = not comparisons.empty
     lines = [
         "### At a glance",
         "",
-        "Test AUPRC, each method at its best protocol (mean ± standard deviation over seeds):",
+        ("Each TarDiff variant against the best baseline (the one that gains most over real data alone, at its best "
+         "protocol), as the paired AUPRC difference on the same test stays:" if from_comparisons else
+         "Test AUPRC, each method at its best protocol (mean ± standard deviation over seeds):"),
         "",
-        *[f"- {line}" for line in verdict_sentences(df.assign(title=df["run"].map(titles)))],
+        *[f"- {line}" for line in verdict_sentences(df.assign(title=df["run"].map(titles)), comparisons=comparisons,
+                                                    generators=generators)],
         "",
+        *_gate_warning(generators, titles),
+        *_comparisons_section(comparisons),
         "### Every method and protocol",
         "",
         f"```{{figure}} {Path(RESULTS_FIGURE).relative_to('book').as_posix()}",
@@ -235,8 +349,9 @@ def results_markdown(df: pd.DataFrame) -> str:
         "",
         "Mean ± standard deviation over seeds on the real test split. *Real only (TRTR)* is the evaluator "
         "trained on the real training split alone. Bold marks the highest mean in a row; a difference "
-        "smaller than the standard deviations is not evidence that one method is better. TSRTR is shown at "
-        "its largest synthetic-to-real ratio; each experiment chapter shows every ratio.",
+        "smaller than the standard deviations is not evidence that one method is better (the paired "
+        "comparisons above are the test). TSRTR is shown at its largest synthetic-to-real ratio; each experiment "
+        "chapter shows every ratio. † marks a generator that fails the quality gate.",
     ]
     for metric, title in (("auroc", "AUROC"), ("minority_f1", "Minority-class F1")):
         lines += ["", f"````{{dropdown}} {title}", "```{container} tardiff-results"]
@@ -256,17 +371,30 @@ def write_results_figure(results: pd.DataFrame, path: str | os.PathLike) -> Path
     return path
 
 
-def write_results_page(root: str | os.PathLike = ".") -> pd.DataFrame:
-    """Write ``book/results_table.md`` (and the overview figure when there are results); return the table."""
-    root = Path(root)
-    df = collect_results(root / "book" / "experiments")
-    figure = root / RESULTS_FIGURE
-    if df.empty:
-        if figure.exists():
-            figure.unlink()  # never show a figure from an earlier build next to "no results"
-    else:
-        write_results_figure(df, figure)
-    with atomic_path(root / RESULTS_TABLE) as tmp:
-        tmp.write_text(results_markdown(df), encoding="utf-8")
-    return df
+def write_comparisons_figure(comparisons: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Draw :func:`tardiff.plots.plot_comparisons` of ``comparisons`` to a PNG at ``path``, atomically."""
+    from tardiff.plots import plot_comparisons
 
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        plot_comparisons(comparisons).savefig(tmp, format="png", dpi=110)
+    return path
+
+
+def write_results_page(root: str | os.PathLike = ".") -> pd.DataFrame:
+    """Write ``book/results_table.md`` and its figures (when there are results); return the summary table."""
+    root = Path(root)
+    experiments = root / "book" / "experiments"
+    df = collect_results(experiments)
+    comparisons = collect_field(experiments, "comparisons") if not df.empty else pd.DataFrame()
+    generators = collect_field(experiments, "generators") if not df.empty else pd.DataFrame()
+    for figure, draw, data in ((root / RESULTS_FIGURE, write_results_figure, df),
+                               (root / COMPARISONS_FIGURE, write_comparisons_figure, comparisons)):
+        if data.empty:
+            if figure.exists():
+                figure.unlink()  # never show a figure from an earlier build next to "no results"
+        else:
+            draw(data, figure)
+    with atomic_path(root / RESULTS_TABLE) as tmp:
+        tmp.write_text(results_markdown(df, comparisons, generators), encoding="utf-8")
+    return df
