@@ -88,7 +88,7 @@ def _csv(kind):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from tardiff import registry
-    from tardiff.experiment import Experiment, ExperimentConfig
+    from tardiff.experiment import ExperimentConfig, executor
 
     config = ExperimentConfig.from_parameters(
         dataset=args.dataset, task=args.task, data_dir=args.data_dir, scale=args.scale, methods=args.methods,
@@ -98,8 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet, sets=args.sets, test_sets=args.test_sets, sweep_raw=args.sweep_raw,
         sweep_unit=args.sweep_unit,
     )
-    experiment = Experiment(config)
-    experiment.run()
+    executor.run(config, workers=args.workers, scheduler=args.scheduler)
     out = Path(config.out_dir)
     results = json.loads((out / "results.json").read_text())
     summary = pd.read_csv(out / "summary.csv")
@@ -119,7 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if registry.method(c["method"]).role == "tardiff" and c["baseline"] != "real" and c["protocol"] == "tstr":
             print(f"{c['method']} - {c['baseline']} (TSTR, {c['evaluator']}): delta AUPRC {c['delta_auprc']:+.3f} "
                   f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], p = {c['p_value']:.3f}, {c['n_seeds']} seed(s)")
-    ref = experiment.reference_metrics()
+    ref = results["reference"]
     line = f"test split: {ref['n_test']} stays, prevalence (AUPRC of a random ranking) {ref['prevalence']:.3f}"
     if "bayes" in ref:
         line += f"; Bayes ceiling AUPRC {ref['bayes']['auprc']:.3f}, AUROC {ref['bayes']['auroc']:.3f}"
@@ -217,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="artifact cache: trained models and synthetic sets (default $TARDIFF_CACHE_DIR/artifacts, "
                         "else data/cache/artifacts); a shared folder lets runs reuse each other's work")
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="run the task graph on a local Dask cluster of N worker processes (default: in this process)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="submit the task graph to an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (its workers "
+                        "must share --cache-dir and the data folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 

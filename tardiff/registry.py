@@ -80,6 +80,9 @@ class Method:
         Which guidance options build it: none, the run's own (``--guidance-scale``, ...; the
         paper's setting by default) or the calibrated ones the run selects on validation AUPRC
         from its guidance sweep. They join the synthetic data's cache key.
+    components : tuple of str
+        The shared, trained components its factory asks the context for ("denoiser",
+        "guidance_classifier"): a task scheduler trains them first, once per seed.
     """
 
     name: str
@@ -91,6 +94,7 @@ class Method:
     class_weight: bool = False
     synthetic: bool = False
     guidance: Literal["config", "calibrated"] | None = None
+    components: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.role not in ("reference", "control", "baseline", "tardiff"):
@@ -99,6 +103,10 @@ class Method:
         if unknown or not self.protocols:
             raise ParameterError(f"method {self.name!r}: protocols must be a non-empty subset of "
                                  f"{', '.join(PROTOCOLS)}; got {list(self.protocols)}")
+        unknown = set(self.components) - {"denoiser", "guidance_classifier"}
+        if unknown:
+            raise ParameterError(f"method {self.name!r}: unknown components {sorted(unknown)}; "
+                                 "choose from denoiser, guidance_classifier")
         needs_generator = any(PROTOCOLS[p].needs_generator for p in self.protocols)
         if needs_generator and self.factory is None:
             raise ParameterError(f"method {self.name!r}: protocols {list(self.protocols)} need a factory")
@@ -320,6 +328,7 @@ def _classifier_factory(arch: str):
 
 
 _GENERATORS = ("tstr", "tsrtr", "rebalance")
+_GUIDED = ("denoiser", "guidance_classifier")
 for _entry in (
     Method("real", "real only", "reference", ("trtr",), color="#0173b2"),
     Method("real_cw", "real, class-weighted", "control", ("trtr",), color="#56b4e9", class_weight=True),
@@ -327,13 +336,13 @@ for _entry in (
     Method("smote", "SMOTE", "baseline", ("tsrtr", "rebalance"), _smote, color="#029e73", synthetic=True),
     Method("mcrage", "MCRAGE", "baseline", _GENERATORS, _mcrage, color="#cc78bc", synthetic=True),
     Method("unguided", "unguided diffusion", "baseline", _GENERATORS, _unguided, color="#de8f05",
-           synthetic=True),
+           synthetic=True, components=("denoiser",)),
     Method("tardiff", "TarDiff", "tardiff", _GENERATORS, _tardiff, color="#d55e00", synthetic=True,
-           guidance="config"),
+           guidance="config", components=_GUIDED),
     # The same sampler with the guidance the run calibrates (guidance_norm "unit", its scale chosen
     # on validation AUPRC in the guidance sweep, never on test); run beside TarDiff automatically.
     Method("tardiff_cal", "TarDiff (calibrated)", "tardiff", _GENERATORS, _tardiff, color="#a6361c",
-           synthetic=True, guidance="calibrated"),
+           synthetic=True, guidance="calibrated", components=_GUIDED),
 ):
     register_method(_entry)
 

@@ -322,6 +322,9 @@ class Experiment:
             if entry.synthetic:
                 generators.append(self.generator_gates(method, seed))
         sweep = run_sweep(self) if self._wants_sweep() else []
+        if any("guidance_classifier" in registry.method(m).components for m in methods):
+            for seed in cfg.seeds:  # its report (candidates, ||G||) joins results.json; read from the cache
+                self.guidance_classifier(seed)
         comparisons = self.compare(records)
         self.ledger.check_untouched(p.ids["test"])
         self.write(records, generators=generators, sweep=sweep, comparisons=comparisons)
