@@ -133,3 +133,31 @@ def test_results_hold_gates_sweep_selection_and_comparisons(full_run):
     assert summary.loc[summary["method"] == "real", "passes_quality_gate"].isna().all()
     assert summary.loc[summary["method"] == "smote", "passes_quality_gate"].notna().all()
     assert results["reference"]["n_test"] == 10000  # the simulated test split is a fresh 10,000-stay draw
+
+
+def test_external_validation_tests_on_set_c_only(tmp_path):
+    """--test-sets c: train and select on sets A and B, test on the challenge's set C."""
+    from test_loaders_real import _record, write_set
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "physionet2012"
+    ids = {}
+    for offset, letter in ((1000, "a"), (2000, "b"), (3000, "c")):
+        records, outcomes = {}, {}
+        for rid in range(offset, offset + 40):
+            death = int(rid % 5 == 0)
+            lines = "".join(f"{h:02d}:00,HR,{80 + 25 * death + rng.normal(0, 5):.0f}\n" for h in range(0, 48, 6))
+            records[rid], outcomes[rid] = _record(rid, lines=lines), (5, death)
+        write_set(folder, letter, records, outcomes)
+        ids[letter] = set(records)
+    config = ExperimentConfig(dataset="physionet2012", data_dir=str(folder), scale="smoke", test_sets="c",
+                              methods=("real",), controls=False, evaluators=("gbm",), progress=False,
+                              out_dir=str(tmp_path / "out"), cache_dir=str(tmp_path / "cache"))
+    experiment = Experiment(config)
+    split_ids = {k: set(v.tolist()) for k, v in experiment.prepared.ids.items()}
+    assert split_ids["test"] == ids["c"]
+    assert split_ids["train"] | split_ids["val"] == ids["a"] | ids["b"]
+    records = experiment.run()
+    assert len(records) == 1 and records[0]["protocol"] == "trtr"
+    with pytest.raises(ParameterError, match="trained and tested on"):
+        smoke_config(tmp_path, dataset="physionet2012", sets="abc", test_sets="c")
