@@ -325,8 +325,8 @@ def plot_comparisons(comparisons: pd.DataFrame, *, evaluator: str | None = None,
     """The reader's summary figure: paired AUPRC differences with 95% intervals, a forest plot per dataset.
 
     Columns of panels: each method against real data alone, then each TarDiff variant
-    against each baseline; one row of panels per dataset (``facet``). TSRTR is shown at its
-    largest synthetic-to-real ratio. Each point is the mean over seeds of the paired
+    against each baseline; one row of panels per dataset (``facet``, its title above the row,
+    one symmetric scale per row). TSRTR is shown at its largest synthetic-to-real ratio. Each point is the mean over seeds of the paired
     difference, its bar the paired-bootstrap 95% interval, in the method's registry colour;
     the vertical line is no difference. Drawn without pyplot (the book saves it from a build
     process).
@@ -366,30 +366,35 @@ def plot_comparisons(comparisons: pd.DataFrame, *, evaluator: str | None = None,
     kinds = [("each method vs real only", df["baseline"].isin(reference)),
              ("TarDiff vs each baseline", ~df["baseline"].isin(reference))]
     kinds = [(title, mask) for title, mask in kinds if mask.any()] or kinds[:1]
-    heights = [max(int(((df[facet] == p) if facet else df["method"].notna()).sum()), 1) for p in panels]
-    fig = Figure(figsize=(5.6 * len(kinds), 0.24 * max(heights) * len(panels) + 1.0 * len(panels) + 0.6),
-                 layout="constrained")
-    axes = fig.subplots(len(panels), len(kinds), squeeze=False, sharex=True)
+    rows_per_panel = [max(max(int((((df[facet] == p) if facet else True) & mask).sum()) for _, mask in kinds), 1)
+                      for p in panels]
+    fig = Figure(figsize=(5.6 * len(kinds), sum(0.2 * n + 1.1 for n in rows_per_panel)), layout="constrained")
+    subfigs = fig.subfigures(len(panels), 1, squeeze=False, height_ratios=[0.2 * n + 1.1 for n in rows_per_panel])
     for r, panel in enumerate(panels):
+        sub = subfigs[r, 0]
+        axes = sub.subplots(1, len(kinds), squeeze=False)[0]
         in_panel = (df[facet] == panel) if facet else pd.Series(True, index=df.index)
-        rows_here = max(max(int((in_panel & mask).sum()) for _, mask in kinds), 1)  # same row height across columns
+        if panel is not None:
+            sub.suptitle(str(panel), fontsize=10, fontweight="bold")
+        span = df.loc[in_panel, ["ci_low", "ci_high"]].abs().to_numpy()
+        limit = 1.1 * max(float(np.nanmax(span)) if span.size else 0.0, 1e-3)  # one symmetric scale per dataset
         for c, (title, mask) in enumerate(kinds):
-            ax = axes[r, c]
+            ax = axes[c]
             part = df[mask & in_panel]
             keys = pd.DataFrame({"b": part["baseline"].map(registry.order), "m": part["method"].map(registry.order),
                                  "p": part["protocol"].map(registry.protocol_order)}, index=part.index)
             part = part.loc[keys.sort_values(["b", "m", "p"], kind="stable").index]
             y = np.arange(len(part))
             for yi, (_, row) in zip(y, part.iterrows()):
-                color = registry.color(row["method"])
                 ax.errorbar(row["delta_auprc"], yi, xerr=[[row["delta_auprc"] - row["ci_low"]],
                                                           [row["ci_high"] - row["delta_auprc"]]],
-                            fmt="o", color=color, ms=4, capsize=2, lw=1.2)
+                            fmt="o", color=registry.color(row["method"]), ms=4, capsize=2, lw=1.2)
             ax.axvline(0, color="0.3", lw=0.8)
             ax.set_yticks(y, [_comparison_label(row) for _, row in part.iterrows()], fontsize=7)
-            ax.set_ylim(rows_here - 0.5, -0.5)
+            ax.set_ylim(rows_per_panel[r] - 0.5, -0.5)  # the same row height in both columns
+            ax.set_xlim(-limit, limit)
+            ax.tick_params(axis="x", labelsize=7)
             ax.grid(axis="x", alpha=0.3)
-            ax.set_title(title if panel is None else f"{panel}: {title}", fontsize=9)
-            if r == len(panels) - 1:
-                ax.set_xlabel(f"ΔAUPRC, paired-bootstrap 95% CI ({evaluator})", fontsize=8)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel(f"ΔAUPRC, paired-bootstrap 95% CI ({evaluator})", fontsize=7)
     return fig
