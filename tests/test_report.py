@@ -363,3 +363,13 @@ def test_the_sweep_figure_and_the_forest_plot():
     assert labels == ["TarDiff vs SMOTE, TSRTR +100%"]  # TSRTR at its largest ratio
     line = forest.axes[0].lines[0]
     assert to_rgba(line.get_color()) == to_rgba(registry.color("tardiff"))
+
+
+def test_without_real_data_the_verdict_takes_the_comparison_hardest_for_tardiff():
+    comparisons = [_comparison("tardiff", "smote", "rebalance", 0.05),
+                   _comparison("tardiff", "unguided", "tstr", -0.002),
+                   _comparison("tardiff", "unguided", "rebalance", 0.04)]
+    (v,) = verdicts(comparisons=comparisons).to_dict("records")
+    assert (v["baseline"], v["protocol"], v["call"]) == ("unguided", "tstr", "no evidence")
+    assert np.isnan(v["reference_gap"])
+    assert "against real data alone" not in verdict_sentences(comparisons=comparisons)[0]
