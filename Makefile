@@ -31,4 +31,4 @@ bench: setup
 	$(BIN)/tardiff bench --json
 
 clean:
-	rm -rf _build book/experiments book/teaching book/results_table.md book/figures/results_overview.png
+	rm -rf _build book/experiments book/teaching book/results_table.md book/figures/results_overview.png book/figures/results_comparisons.png

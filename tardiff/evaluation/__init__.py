@@ -5,6 +5,7 @@ Every metric takes plain numpy arrays (labels and probabilities, or sequences of
 (:mod:`tardiff.evaluation.protocols`) and the experiment runner call them without any adapter.
 """
 
+from tardiff.evaluation.comparisons import compare_methods, default_pairs, paired_bootstrap_delta
 from tardiff.evaluation.fairness import age_bands, subgroup_metrics, worst_group_gap
 from tardiff.evaluation.fidelity import (
     autocorrelation_difference,
@@ -32,6 +33,8 @@ __all__ = [
     "age_bands",
     "autocorrelation_difference",
     "bootstrap_ci",
+    "compare_methods",
+    "default_pairs",
     "choose_threshold",
     "discriminative_score",
     "distance_to_closest_record",
@@ -39,6 +42,7 @@ __all__ = [
     "marginal_wasserstein",
     "membership_inference_auroc",
     "nn_adversarial_accuracy",
+    "paired_bootstrap_delta",
     "paired_test",
     "predictive_score",
     "subgroup_metrics",
