@@ -1,15 +1,18 @@
 """The speed benchmark behind ``tardiff bench``: training step, sampling with and without guidance, G.
 
 It measures, on this machine and at one configuration (``cpu`` by default, ``paper`` on a
-GPU), the median of repeated timings of
+GPU), at the shape and batch sizes the experiment runner uses (PhysioNet 2012's 48 x 37 stays;
+the configuration's training batch; the samplers' generation batch), the median of repeated
+timings of
 
-- one denoiser training step (ms);
+- one denoiser training step (ms, and steps per second);
 - unguided and TarDiff-guided DDIM sampling, same steps and batch (seconds per sample),
-  and their ratio (the issue's target: guided costs at most 1.5x unguided);
-- computing the guidance vector G over a guidance set of ``n_guidance`` stays (s).
+  and their ratio;
+- computing the guidance vector G over a guidance set of ``n_guidance`` stays (s);
 
-Models are untrained (timing does not depend on the weights). Results are written as JSON
-to ``benchmarks/results/speed-<config>-<device>.json``.
+and the peak memory (GPU memory on CUDA, the process's resident memory on a CPU). Models are
+untrained (timing does not depend on the weights). Results are written as JSON to
+``benchmarks/results/speed-<config>-<device>.json``.
 """
 
 from __future__ import annotations
@@ -41,9 +44,23 @@ def _median_time(fn, repeats: int, device: str) -> float:
     return statistics.median(times)
 
 
-def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: int = 24, n_features: int = 7,
-                        batch_size: int = 64, ddim_steps: int = 20, guidance_scale: float = DEFAULT_GUIDANCE_SCALE,
-                        n_guidance: int = 1000, repeats: int = 3, seed: int = 0) -> dict:
+#: PhysioNet 2012's grid, the largest of the open datasets the runner meets.
+RUNNER_SHAPE = (48, 37)
+
+
+def _peak_memory_mb(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2 ** 20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: int = RUNNER_SHAPE[0],
+                        n_features: int = RUNNER_SHAPE[1], batch_size: int | None = None,
+                        sample_batch_size: int | None = None, ddim_steps: int = 20,
+                        guidance_scale: float = DEFAULT_GUIDANCE_SCALE, n_guidance: int = 1000, repeats: int = 3,
+                        seed: int = 0) -> dict:
     """Time training, unguided and guided sampling, and G at ``config`` ("smoke", "cpu" or "paper").
 
     Examples
@@ -53,8 +70,15 @@ def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: in
     True
     """
     from tardiff.classifiers import ClassifierConfig, build_network
-    from tardiff.diffusion import GaussianDiffusion, UNet1D, UNetConfig, beta_schedule
+    from tardiff.diffusion import GaussianDiffusion, TrainConfig, UNet1D, UNetConfig, beta_schedule
     from tardiff.guidance import InfluenceGuidance, guidance_vector
+    from tardiff.samplers import UnguidedDiffusionSampler
+
+    # The runner's batches: the configuration's training batch, the samplers' generation batch.
+    batch_size = batch_size or TrainConfig.preset(config).batch_size
+    sample_batch_size = sample_batch_size or UnguidedDiffusionSampler().batch_size
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
 
     gen = torch_generator(seed)
     unet_cfg = UNetConfig.preset(config)
@@ -81,27 +105,29 @@ def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: in
     yg = (np.arange(n_guidance) % 2).astype(np.int64)
     g_seconds = _median_time(lambda: guidance_vector(classifier, Xg, yg, device=device), repeats, device)
     G = guidance_vector(classifier, Xg, yg, device=device)
+    y_sample = (torch.arange(sample_batch_size) % 2).to(device)
     cond_fn = InfluenceGuidance(classifier, G, guidance_scale)
 
     def sample(guided: bool):
         g = torch_generator(seed)
-        process.sample(model, (batch_size, n_steps, n_features), y, method="ddim", n_steps=ddim_steps, eta=1.0,
+        process.sample(model, (sample_batch_size, n_steps, n_features), y_sample, method="ddim", n_steps=ddim_steps, eta=1.0,
                        cond_fn=cond_fn if guided else None, generator=g, device=device)
 
     sample(True)  # warm-up
-    unguided = _median_time(lambda: sample(False), repeats, device) / batch_size
-    guided = _median_time(lambda: sample(True), repeats, device) / batch_size
+    unguided = _median_time(lambda: sample(False), repeats, device) / sample_batch_size
+    guided = _median_time(lambda: sample(True), repeats, device) / sample_batch_size
     return {
         "benchmark": "speed", "config": config, "device": device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "tardiff": tardiff.__version__,
-        "shape": [batch_size, n_steps, n_features], "ddim_steps": ddim_steps, "repeats": repeats,
+        "shape": [batch_size, n_steps, n_features], "sample_batch_size": sample_batch_size,
+        "ddim_steps": ddim_steps, "repeats": repeats,
         "unet_parameters": sum(p.numel() for p in model.parameters()),
         "classifier_parameters": sum(p.numel() for p in classifier.parameters()),
-        "unet_config": asdict(unet_cfg), "train_step_ms": train_ms,
+        "unet_config": asdict(unet_cfg), "train_step_ms": train_ms, "train_steps_per_s": 1000.0 / train_ms,
         "unguided_s_per_sample": unguided, "guided_s_per_sample": guided,
         "guided_over_unguided": guided / unguided, "target_guided_over_unguided": 1.5,
-        "guidance_vector_s": g_seconds, "n_guidance": n_guidance,
+        "guidance_vector_s": g_seconds, "n_guidance": n_guidance, "peak_memory_mb": _peak_memory_mb(device),
         "paper_reference": {"guided_s_per_sample_A100": 0.0259, "guidance_vector_s_mimic": 27.5},
     }
 
