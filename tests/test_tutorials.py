@@ -1,7 +1,9 @@
-"""The teaching notebooks: their skeleton, a smoke-scale execution of each, and the package
-function tutorial 2 is built on (:func:`tardiff.guidance.loss_change_after_step`)."""
+"""The teaching notebooks: their skeleton, the worked solutions of their exercises, a smoke-scale
+execution of each (solutions included), and the package function tutorial 2 is built on
+(:func:`tardiff.guidance.loss_change_after_step`)."""
 
 import copy
+import re
 from pathlib import Path
 
 import nbformat
@@ -16,7 +18,9 @@ from tardiff.guidance import guidance_vector, influence_scores, loss_change_afte
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIALS = ("tutorial_01_diffusion", "tutorial_02_influence", "tutorial_03_guidance")
-FIGURES = {"tutorial_01_diffusion": 9, "tutorial_02_influence": 4, "tutorial_03_guidance": 5}  # figures each shows
+FIGURES = {"tutorial_01_diffusion": 9, "tutorial_02_influence": 4, "tutorial_03_guidance": 5}  # outside the solutions
+SOLUTION_FIGURES = {"tutorial_01_diffusion": 2, "tutorial_02_influence": 0, "tutorial_03_guidance": 0}
+SOLUTION_TAGS = ("solution", "hide-cell")  # hide-cell: the book shows the cell (code and output) collapsed
 
 
 # --------------------------------------------------------------------------------------
@@ -105,8 +109,41 @@ def test_tutorial_source_follows_the_skeleton(name):
     assert not any("class " in line and line.rstrip().endswith(":") for c in code for line in c.source.splitlines())
     headings = [line for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
                 if line.startswith("## ")]
-    for part in ("## Summary", "## Exercises", "## References"):
+    for part in ("## Summary", "## Exercises", "## Solutions", "## References"):
         assert part in headings
+
+
+def _is_solution(cell) -> bool:
+    return cell.cell_type == "code" and "solution" in cell.metadata.get("tags", [])
+
+
+def _exercises(nb) -> list[tuple[str, str]]:
+    """(number, title) of each exercise, from the numbered list under "## Exercises"."""
+    text = next(c.source for c in nb.cells if c.cell_type == "markdown" and "## Exercises" in c.source)
+    return re.findall(r"^(\d+)\. \*\*(.+?)\*\*", text.split("## Exercises", 1)[1], flags=re.M)
+
+
+@pytest.mark.parametrize("name", TUTORIALS)
+def test_every_exercise_has_a_hidden_worked_solution(name):
+    nb = nbformat.read(REPO / "notebooks" / f"{name}.ipynb", as_version=4)
+    exercises = _exercises(nb)
+    assert len(exercises) >= 3
+    first = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## Solutions" in c.source)
+    refs = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## References"))
+    exercises_at = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## Exercises" in c.source)
+    assert exercises_at < first < refs == len(nb.cells) - 1  # solutions after the exercises, references last
+    cells = nb.cells[first + 1:refs]
+    assert len(cells) == 2 * len(exercises)
+    for (number, title), prose, code in zip(exercises, cells[0::2], cells[1::2]):
+        # the reasoning: a MyST dropdown (sphinx-design, loaded by Jupyter Book 1), closed until clicked
+        assert prose.cell_type == "markdown"
+        assert prose.source.startswith(f"```{{dropdown}} Solution to exercise {number}: {title.rstrip('.')}\n")
+        assert prose.source.rstrip().endswith("```") and len(prose.source) > 300
+        # the code: executed with the notebook, collapsed in the book and in JupyterLab
+        assert _is_solution(code) and code.source.startswith(f"# Solution to exercise {number}:")
+        assert all(tag in code.metadata["tags"] for tag in SOLUTION_TAGS)
+        assert code.metadata["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
+    assert sum(_is_solution(c) for c in nb.cells) == len(exercises)  # none elsewhere
 
 
 def _python3_kernel_or_skip():
@@ -134,6 +171,20 @@ def test_tutorial_runs_at_smoke_scale(name, tmp_path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     stderr = [o.text for o in outputs if o.output_type == "stream" and o.name == "stderr"]
     assert not stderr, f"the notebook wrote to stderr (warnings?): {stderr[:2]}"
-    images = [o for o in outputs if o.output_type == "display_data" and "image/png" in o.get("data", {})]
-    assert len(images) == FIGURES[name]
+
+    def images(cells):
+        return [o for c in cells for o in c.outputs if o.output_type == "display_data" and "image/png" in o.get("data", {})]
+
+    assert len(images(c for c in nb.cells if c.cell_type == "code" and not _is_solution(c))) == FIGURES[name]
+    # every worked solution ran, without error, and showed its answer (a table, a figure or a printed verdict)
+    solutions = [c for c in nb.cells if _is_solution(c)]
+    assert len(solutions) == len(_exercises(nb))
+    for cell in solutions:
+        assert cell.execution_count is not None, cell.source.splitlines()[0]
+        assert cell.outputs and not [o for o in cell.outputs if o.output_type == "error"], cell.source.splitlines()[0]
+        shown = [o for o in cell.outputs if o.output_type in ("execute_result", "display_data")
+                 or (o.output_type == "stream" and o.name == "stdout")]
+        assert shown, f"{cell.source.splitlines()[0]} showed nothing"
+        assert cell.metadata["papermill"]["duration"] < 30, cell.source.splitlines()[0]  # seconds at smoke scale
+    assert len(images(solutions)) == SOLUTION_FIGURES[name]
     assert not list(tmp_path.glob("*.pt")) and not (tmp_path / "data").exists()  # nothing written beside it
