@@ -18,36 +18,70 @@ from tardiff.errors import ParameterError
 from tardiff.report import largest_alpha
 
 
-def plot_trajectories(real: np.ndarray, real_y: np.ndarray, synthetic: dict[str, tuple[np.ndarray, np.ndarray]],
-                      features: list[str], units: list[str], *, show: list[str] | None = None):
-    """Median and inter-quartile band over stays, per class (columns) and feature (rows).
+def trajectory_bands(real: np.ndarray, real_y: np.ndarray, synthetic: dict[str, tuple[np.ndarray, np.ndarray]],
+                     features: list[str], units: list[str], *, show: list[str] | None = None) -> pd.DataFrame:
+    """The curves :func:`plot_trajectories` draws: quartiles over stays per source, class, feature and time step.
 
-    All arrays are (N, T, F) in clinical units (apply ``scaler.inverse_transform`` first).
-    ``synthetic`` maps a method name to its (X, y).
+    All arrays are (N, T, F) in clinical units; ``synthetic`` maps a method name to its (X, y).
+    ``show`` names the features (default: the first four). The table is small (a few
+    thousand rows), so a stored run keeps it instead of the stays themselves
+    (:mod:`tardiff.book.stored`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``method`` ("real" first), ``label`` (0, 1), ``feature``, ``unit``, ``t``,
+        ``q25``, ``q50``, ``q75``; a class without stays has no rows.
 
     Examples
     --------
     >>> X = np.random.default_rng(0).normal(size=(20, 6, 2)); y = np.arange(20) % 2
-    >>> fig = plot_trajectories(X, y, {"smote": (X, y)}, ["HR", "RR"], ["bpm", "/min"])
+    >>> trajectory_bands(X, y, {"smote": (X, y)}, ["HR", "RR"], ["bpm", "/min"]).shape
+    (48, 8)
     """
-    show = show or features[: min(4, len(features))]
-    fig, axes = plt.subplots(len(show), 2, figsize=(10, 2.3 * len(show)), sharex=True, squeeze=False)
+    show = list(show or features[: min(4, len(features))])
     sources = {"real": (real, real_y), **synthetic}
-    for row, name in enumerate(show):
+    frames = []
+    for name in show:
         f = features.index(name)
-        for col, label in enumerate((0, 1)):
-            ax = axes[row, col]
+        for label in (0, 1):
             for method, (X, y) in sources.items():
-                sel = X[y == label, :, f]
+                sel = np.asarray(X)[np.asarray(y) == label, :, f]
                 if len(sel) == 0:
                     continue
-                t = np.arange(sel.shape[1])
                 q25, q50, q75 = np.nanpercentile(sel, [25, 50, 75], axis=0)
+                frames.append(pd.DataFrame({"method": method, "label": label, "feature": name, "unit": units[f],
+                                            "t": np.arange(sel.shape[1]), "q25": q25, "q50": q50, "q75": q75}))
+    columns = ["method", "label", "feature", "unit", "t", "q25", "q50", "q75"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def plot_trajectory_bands(bands: pd.DataFrame):
+    """Draw :func:`trajectory_bands`: one row of panels per feature, one column per class.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).normal(size=(20, 6, 2)); y = np.arange(20) % 2
+    >>> fig = plot_trajectory_bands(trajectory_bands(X, y, {}, ["HR", "RR"], ["bpm", "/min"]))
+    >>> len(fig.axes)
+    4
+    """
+    show = list(dict.fromkeys(bands["feature"]))
+    if not show:
+        raise ParameterError("no trajectories to draw: the bands table is empty")
+    units = dict(zip(bands["feature"], bands["unit"]))
+    fig, axes = plt.subplots(len(show), 2, figsize=(10, 2.3 * len(show)), sharex=True, squeeze=False)
+    for row, name in enumerate(show):
+        for col, label in enumerate((0, 1)):
+            ax = axes[row, col]
+            part = bands[(bands["feature"] == name) & (bands["label"] == label)]
+            for method, curve in part.groupby("method", sort=False):
                 # the real stays are the yardstick: black and bold, whatever the reference method's colour
                 color = "black" if method == "real" else registry.color(method)
-                ax.plot(t, q50, color=color, lw=2 if method == "real" else 1.2, label=registry.label(method))
-                ax.fill_between(t, q25, q75, color=color, alpha=0.12)
-            ax.set_title(f"{name} ({units[f]}), {'positive' if label else 'negative'} stays", fontsize=9)
+                ax.plot(curve["t"], curve["q50"], color=color, lw=2 if method == "real" else 1.2,
+                        label=registry.label(method))
+                ax.fill_between(curve["t"], curve["q25"], curve["q75"], color=color, alpha=0.12)
+            ax.set_title(f"{name} ({units[name]}), {'positive' if label else 'negative'} stays", fontsize=9)
             ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("time step")
     axes[-1, 1].set_xlabel("time step")
@@ -56,8 +90,28 @@ def plot_trajectories(real: np.ndarray, real_y: np.ndarray, synthetic: dict[str,
     return fig
 
 
-def plot_embedding(emb_real: np.ndarray, embeddings: dict[str, np.ndarray], *, title: str = "PCA"):
+def plot_trajectories(real: np.ndarray, real_y: np.ndarray, synthetic: dict[str, tuple[np.ndarray, np.ndarray]],
+                      features: list[str], units: list[str], *, show: list[str] | None = None):
+    """Median and inter-quartile band over stays, per class (columns) and feature (rows).
+
+    All arrays are (N, T, F) in clinical units (apply ``scaler.inverse_transform`` first).
+    ``synthetic`` maps a method name to its (X, y). The same as
+    ``plot_trajectory_bands(trajectory_bands(...))``.
+
+    Examples
+    --------
+    >>> X = np.random.default_rng(0).normal(size=(20, 6, 2)); y = np.arange(20) % 2
+    >>> fig = plot_trajectories(X, y, {"smote": (X, y)}, ["HR", "RR"], ["bpm", "/min"])
+    """
+    return plot_trajectory_bands(trajectory_bands(real, real_y, synthetic, features, units, show=show))
+
+
+def plot_embedding(emb_real: np.ndarray | dict[str, np.ndarray], embeddings: dict[str, np.ndarray], *,
+                   title: str = "PCA"):
     """Real (grey) against each method's synthetic rows (its registry colour), one panel per method.
+
+    ``emb_real`` is one embedding of the real rows for every panel (PCA, fitted on the real
+    rows) or, per method, the real rows' embedding fitted jointly with that method's rows (t-SNE).
 
     Examples
     --------
@@ -69,8 +123,9 @@ def plot_embedding(emb_real: np.ndarray, embeddings: dict[str, np.ndarray], *, t
     methods = list(embeddings)
     fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.2), squeeze=False)
     for ax, method in zip(axes[0], methods):
-        ax.scatter(*emb_real.T, s=4, c="0.6", alpha=0.5, label="real")
-        ax.scatter(*embeddings[method].T, s=4, color=registry.color(method), alpha=0.5, label="synthetic")
+        real = emb_real[method] if isinstance(emb_real, dict) else emb_real
+        ax.scatter(*np.asarray(real).T, s=4, c="0.6", alpha=0.5, label="real")
+        ax.scatter(*np.asarray(embeddings[method]).T, s=4, color=registry.color(method), alpha=0.5, label="synthetic")
         ax.set_title(registry.label(method), fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
     axes[0, 0].legend(fontsize=7, markerscale=3)
