@@ -8,6 +8,8 @@ One module per job:
 * :mod:`~tardiff.book.execute`: papermill execution, several notebooks at once;
 * :mod:`~tardiff.book.results`: the Results page (tables; verdicts from the paired comparisons
   through :mod:`tardiff.report`, the figures from :mod:`tardiff.plots`);
+* :mod:`~tardiff.book.stored`: stored runs (:func:`store_run`) and the chapter's data, live or
+  stored (:class:`ExperimentChapter`), so the book can render GPU results without re-running them;
 * :mod:`~tardiff.book.build`: :func:`build_book`, the whole build, and the jupyter-book run;
 * :mod:`~tardiff.book.sphinx`: the Sphinx extension ``_config.yml`` loads (launch buttons,
   duplicate scripts, bundled MathJax). It is not imported here: Sphinx loads it by name.
@@ -31,6 +33,7 @@ from tardiff.book.results import (
     collect_field,
     collect_results,
     results_markdown,
+    run_origins,
     write_comparisons_figure,
     write_results_figure,
     write_results_page,
@@ -41,11 +44,23 @@ from tardiff.book.runs import (
     NotebookRun,
     get_run,
     locate_data,
+    data_root,
     run_parameters,
     run_title,
 )
+from tardiff.book.stored import (
+    CHAPTER_FILES,
+    ExperimentChapter,
+    provenance,
+    resolve_data_dir,
+    run_command,
+    store_run,
+    symbolic_data_dir,
+)
 
 __all__ = [
+    "CHAPTER_FILES", "ExperimentChapter", "data_root", "provenance", "resolve_data_dir", "run_command", "run_origins",
+    "store_run", "symbolic_data_dir",
     "COMPARISONS_FIGURE", "EXPERIMENT_NOTEBOOK", "NOTEBOOK_RUNS", "NotebookRun", "OPTIONAL_SUMMARY_COLUMNS",
     "RESULTS_FIGURE", "RESULTS_TABLE", "SUMMARY_COLUMNS", "available_cpus", "build_book", "collect_field",
     "collect_results", "default_jobs", "execute_run", "execute_runs", "get_run", "locate_data", "results_markdown",
