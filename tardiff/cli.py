@@ -134,8 +134,22 @@ def cmd_book(args: argparse.Namespace) -> int:
         if not args.cache_dir.strip():
             raise ParameterError("--cache-dir is empty; pass a folder or leave it out")
         os.environ["TARDIFF_CACHE_DIR"] = str(Path(args.cache_dir).resolve())
+    if args.store is not None or args.store_as is not None:
+        from tardiff.book import store_run
+
+        if not args.store or not args.store_as:
+            raise ParameterError("--store RUN_DIR and --as DEST go together, e.g. "
+                                 "--store runs/physionet2012 --as results/paper/physionet2012")
+        if args.data_dir is not None:  # the run's config names its data symbolically; this says where it is
+            os.environ["TARDIFF_DATA_DIR"] = str(Path(args.data_dir).resolve())
+        dest = store_run(args.store, args.store_as, experiment=not args.results_only,
+                         stored_with=f"tardiff book --store {Path(args.store).name} --as {args.store_as}"
+                                     + (" --results-only" if args.results_only else ""))
+        print(f"stored {args.store} as {dest}; build the book from it with `tardiff book --results {dest.parent}`")
+        return 0
     html = build_book(scale=args.scale, data_dir=args.data_dir, only=args.only, strict=args.strict,
-                      progress=not args.quiet, warnings_as_errors=args.warnings_as_errors, jobs=args.jobs)
+                      progress=not args.quiet, warnings_as_errors=args.warnings_as_errors, jobs=args.jobs,
+                      results=args.results)
     print(f"book built: open {html / 'book' / 'intro.html'}")
     return 0
 
@@ -235,6 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="every cache (parsed cohorts, trained models, synthetic sets) goes here; sets $TARDIFF_CACHE_DIR")
     p.add_argument("-j", "--jobs", type=int, default=None,
                    help="notebooks executed at once (default: one per CPU core, at most 4; 1 at paper scale)")
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="render each experiment chapter that has a stored run in DIR/<chapter> (e.g. results/paper) "
+                        "from it, without data or training; the other chapters are executed")
+    p.add_argument("--store", default=None, metavar="RUN_DIR",
+                   help="instead of building: store the finished run in RUN_DIR (tardiff run --out) as --as DEST, "
+                        "e.g. results/paper/physionet2012, for --results to render")
+    p.add_argument("--as", dest="store_as", default=None, metavar="DEST", help="where --store writes the stored run")
+    p.add_argument("--results-only", action="store_true",
+                   help="with --store: keep results.json, summary.csv and provenance only (no data or cache needed; "
+                        "the chapter then skips the data card, samples, fidelity and fairness with a note)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_book)
 

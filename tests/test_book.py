@@ -186,7 +186,8 @@ def test_build_book_writes_a_data_absent_page(tmp_path, no_sphinx, monkeypatch):
     page = root / "book" / "experiments" / "physionet2012.md"
     text = page.read_text()
     assert text.startswith("# PhysioNet/CinC Challenge 2012: data not found")
-    assert f"`{empty / 'physionet2012'}`" in text  # where it looked
+    assert "`$TARDIFF_DATA_DIR/physionet2012`" in text  # where it looked, without the builder's folder names
+    assert str(empty) not in text
     assert DATASETS["physionet2012"].how_to_get in text
     assert DATASETS["physionet2012"].license in text
     assert "tardiff book --data-dir /path/to/data --only physionet2012" in text
@@ -207,13 +208,14 @@ def test_build_book_default_data_folder_and_missing_sources(tmp_path, no_sphinx,
     root = _fake_root(tmp_path)
     book.build_book(scale="cpu", only=["mimic3", "tutorial_01_diffusion"], progress=False, root=root)
     text = (root / "book" / "experiments" / "mimic3.md").read_text()
-    assert "- `data/mimic3`\n- `data/mimic3_demo`" in text  # inside the repository: shown relative to it
+    assert "- `$TARDIFF_DATA_DIR/mimic3`\n- `$TARDIFF_DATA_DIR/mimic3_demo`" in text  # symbolic, wherever it is
     tutorial = (root / "book" / "teaching" / "tutorial_01_diffusion.md").read_text()
     assert "that notebook is not in this copy of the repository" in tutorial
 
     monkeypatch.setenv("TARDIFF_DATA_DIR", str(tmp_path / "elsewhere"))
     book.build_book(scale="cpu", only=["eicu"], progress=False, root=root)
-    assert f"`{tmp_path / 'elsewhere' / 'eicu'}`" in (root / "book" / "experiments" / "eicu.md").read_text()
+    page = (root / "book" / "experiments" / "eicu.md").read_text()
+    assert "`$TARDIFF_DATA_DIR/eicu`" in page and str(tmp_path) not in page
 
     with pytest.raises(TardiffError, match="tutorial_02_influence.ipynb is missing"):
         book.build_book(only=["tutorial_02_influence"], strict=True, progress=False, root=root)
@@ -223,6 +225,42 @@ def test_build_book_default_data_folder_and_missing_sources(tmp_path, no_sphinx,
         book.build_book(only=["nope"], root=root)
     with pytest.raises(ParameterError, match="_config.yml"):
         book.build_book(root=tmp_path)
+
+
+def test_build_book_renders_stored_runs_and_executes_the_rest(tmp_path, no_sphinx, monkeypatch):
+    """--results: a chapter with a stored run gets results_dir (relative, no data needed); others run as before."""
+    monkeypatch.delenv("TARDIFF_DATA_DIR", raising=False)
+    root = _fake_root(tmp_path)
+    stored = root / "results" / "paper"
+    for name, data_dir in (("physionet2012", "$TARDIFF_DATA_DIR/physionet2012"), ("mimic3", "$TARDIFF_DATA_DIR/mimic3_demo")):
+        (stored / name).mkdir(parents=True)
+        (stored / name / "results.json").write_text(json.dumps({"config": {"dataset": name, "data_dir": data_dir}}))
+    (stored / "eicu").mkdir()  # no results.json: not a stored run
+    data = tmp_path / "data"
+    data.mkdir()
+    pending = []
+    monkeypatch.setattr(book.build, "execute_runs", lambda runs, root, jobs, progress: pending.extend(runs) or [])
+    book.build_book(scale="smoke", data_dir=data, only=["simulated", "physionet2012", "mimic3", "eicu"],
+                    progress=False, root=root, results=stored)
+    params = {run.name: (p, title) for run, p, title in pending}
+    assert set(params) == {"simulated", "physionet2012", "mimic3"}  # eicu: no data, no stored run
+    assert params["physionet2012"][0]["results_dir"] == "results/paper/physionet2012"
+    assert params["physionet2012"][0]["data_dir"] is None
+    assert params["mimic3"][1] == "MIMIC-III demo (open, 100 patients)"  # the stored run's data was the demo
+    assert "results_dir" not in params["simulated"][0]
+    assert (root / "book" / "experiments" / "eicu.md").read_text().count("data not found") == 1
+    with pytest.raises(ParameterError, match="no such folder"):
+        book.build_book(scale="smoke", root=root, results=tmp_path / "nope")
+
+
+def test_the_kernels_get_the_data_folder_the_parameters_name(tmp_path, no_sphinx, monkeypatch):
+    monkeypatch.delenv("TARDIFF_DATA_DIR", raising=False)
+    root = _fake_root(tmp_path)
+    seen = []
+    monkeypatch.setattr(book.build, "execute_runs",
+                        lambda runs, root, jobs, progress: seen.append(os.environ.get("TARDIFF_DATA_DIR")) or [])
+    book.build_book(scale="smoke", data_dir=tmp_path / "d", only=["simulated"], progress=False, root=root)
+    assert seen == [str((tmp_path / "d").resolve())] and "TARDIFF_DATA_DIR" not in os.environ
 
 
 def test_locate_data_prefers_the_full_dataset_and_labels_demos(tmp_path):
@@ -242,11 +280,19 @@ def test_locate_data_prefers_the_full_dataset_and_labels_demos(tmp_path):
     assert book.locate_data(book.get_run("simulated"), tmp_path) == (True, None, [])
 
 
-def test_run_parameters_are_plain_and_relative_inside_the_repo(tmp_path):
+def test_run_parameters_are_plain_and_name_the_data_symbolically(tmp_path, monkeypatch):
+    monkeypatch.delenv("TARDIFF_DATA_DIR", raising=False)
     root = tmp_path
     params = book.run_parameters(book.get_run("physionet2012"), "smoke", root / "data" / "physionet2012", root)
     assert params == {"dataset": "physionet2012", "task": "mortality", "scale": "smoke",
-                      "data_dir": "data/physionet2012", "out_dir": "book/experiments/physionet2012"}
+                      "data_dir": "$TARDIFF_DATA_DIR/physionet2012", "out_dir": "book/experiments/physionet2012"}
+    elsewhere = tmp_path / "shared" / "data"
+    params = book.run_parameters(book.get_run("eicu_demo"), "cpu", elsewhere / "yaib_demo" / "mortality24" / "eicu_demo",
+                                 root, data_dir=elsewhere)
+    assert params["data_dir"] == "$TARDIFF_DATA_DIR/yaib_demo/mortality24/eicu_demo"
+    stored = book.run_parameters(book.get_run("physionet2012"), "cpu", None, root,
+                                 results_dir=root / "results" / "paper" / "physionet2012")
+    assert stored["results_dir"] == "results/paper/physionet2012" and stored["data_dir"] is None
     outside = book.run_parameters(book.get_run("simulated"), "cpu", None, root)
     assert outside["data_dir"] is None
     assert book.run_parameters(book.get_run("tutorial_03_guidance"), "cpu", None, root) == {"scale": "cpu"}
@@ -347,6 +393,24 @@ def test_write_results_page_generates_include_and_figure(tmp_path):
     assert len(df) == 2
     assert (tmp_path / book.RESULTS_FIGURE).is_file()
     assert "**0.500 ± 0.010**" in (tmp_path / book.RESULTS_TABLE).read_text()
+
+
+def test_the_results_page_says_which_scale_and_device_each_dataset_comes_from(tmp_path):
+    exp = tmp_path / "book" / "experiments"
+    _write_summary(exp / "simulated", [_row("real", "trtr", 0.4)], reference={"prevalence": 0.1},
+                   config={"scale": "smoke"}, device="cpu")
+    _write_summary(exp / "physionet2012", [_row("real", "trtr", 0.5)], reference={"prevalence": 0.14},
+                   config={"scale": "paper"}, device="cuda")
+    (exp / "physionet2012" / "provenance.json").write_text(json.dumps({
+        "scale": "paper", "device": "cuda", "device_name": "NVIDIA H200", "git_commit": "0123456789abcdef",
+        "run_date": "2026-01-02T03:04:05+00:00"}))
+    origins = book.run_origins(exp)
+    assert origins.set_index("run")["stored"].to_dict() == {"physionet2012": True, "simulated": False}
+    book.write_results_page(tmp_path)
+    text = (tmp_path / book.RESULTS_TABLE).read_text()
+    assert "| Scale | Computed on |" in text
+    assert "| `paper` | NVIDIA H200 (stored run, 2026-01-02, commit `0123456789`) |" in text
+    assert "| `smoke` | cpu (this build) |" in text
 
 
 def _comparison(method, baseline, protocol, delta, half=0.01, alpha=None, evaluator="gru"):

@@ -19,13 +19,15 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
 from tardiff.book.execute import default_jobs, execute_runs
 from tardiff.book.pages import write_data_absent_page, write_not_executed_page
 from tardiff.book.results import write_results_page
-from tardiff.book.runs import NOTEBOOK_RUNS, display_path, get_run, locate_data, run_parameters, run_title
+from tardiff.book.runs import NOTEBOOK_RUNS, data_root, get_run, locate_data, run_parameters, run_title
+from tardiff.book.stored import DATA_VARIABLE, symbolic_data_dir
 from tardiff.data.cache import atomic_path
 from tardiff.errors import ParameterError, TardiffError
 from tardiff.presets import check_scale
@@ -77,6 +79,7 @@ def build_book(
     warnings_as_errors: bool = False,
     root: str | os.PathLike = Path("."),
     jobs: int | None = None,
+    results: str | os.PathLike | None = None,
 ) -> Path:
     """Execute the book's notebooks, write the results page, and build the HTML book.
 
@@ -102,6 +105,11 @@ def build_book(
     jobs : int, optional
         Notebooks executed at once, each in its own kernel (see :func:`execute_runs`);
         default :func:`default_jobs`.
+    results : path, optional
+        A folder of stored runs, one sub-folder per experiment chapter (``results/paper``
+        holding ``physionet2012/``, ``eicu_demo/``, ...; see :mod:`tardiff.book.stored`). Each
+        chapter with a stored run is rendered from it (the notebook's ``results_dir``): no data
+        is needed and nothing is trained. The other chapters are executed as usual.
 
     Returns
     -------
@@ -128,6 +136,10 @@ def build_book(
     jobs = default_jobs(scale) if jobs is None else int(jobs)
     if jobs < 1:
         raise ParameterError(f"jobs must be at least 1, got {jobs}")
+    if results is not None and not Path(results).is_dir():
+        raise ParameterError(f"--results {results}: no such folder; it should hold one stored run per chapter "
+                             "(e.g. results/paper/physionet2012, written by `tardiff book --store`)")
+    base = data_root(data_dir, root)
 
     pending = []  # (run, parameters, title) of the runs to execute
     for run in NOTEBOOK_RUNS:
@@ -142,13 +154,51 @@ def build_book(
                 raise TardiffError(f"source notebook {run.source} is missing; restore it or build with strict=False")
             write_not_executed_page(run, "that notebook is not in this copy of the repository.", root)
             continue
-        present, folder, looked = locate_data(run, data_dir, root)
-        if not present:
-            write_data_absent_page(run, [display_path(Path(p), root) for p in looked], root)
+        stored = _stored_run(results, run)
+        if stored is not None:
+            params = run_parameters(run, scale, None, root, results_dir=stored)
+            pending.append((run, params, run_title(run, _stored_data_dir(stored))))
             continue
-        pending.append((run, run_parameters(run, scale, folder, root), run_title(run, folder)))
+        present, folder, looked = locate_data(run, data_dir, root)
+        if not present:  # the page names the folders symbolically, as $TARDIFF_DATA_DIR/<sub-folder>
+            write_data_absent_page(run, [symbolic_data_dir(p, base) for p in looked], root)
+            continue
+        pending.append((run, run_parameters(run, scale, folder, root, data_dir), run_title(run, folder)))
 
-    execute_runs(pending, root, jobs=jobs, progress=progress)
+    with _environment(DATA_VARIABLE, str(base)):  # the kernels expand $TARDIFF_DATA_DIR in their data_dir
+        execute_runs(pending, root, jobs=jobs, progress=progress)
     write_results_page(root)
     return run_jupyter_book(root, warnings_as_errors=warnings_as_errors, progress=progress)
 
+
+
+def _stored_run(results: str | os.PathLike | None, run) -> Path | None:
+    """``<results>/<run name>`` when it holds a stored run of an experiment chapter."""
+    if results is None or run.kind != "experiment":
+        return None
+    folder = Path(results) / run.name
+    return folder if (folder / "results.json").is_file() else None
+
+
+def _stored_data_dir(folder: Path) -> str | None:
+    """The (symbolic) data folder a stored run was made from, which tells a demo from the full dataset."""
+    import json
+
+    try:
+        return json.loads((folder / "results.json").read_text(encoding="utf-8")).get("config", {}).get("data_dir")
+    except (OSError, ValueError) as exc:
+        raise TardiffError(f"{folder}/results.json is not readable JSON ({exc}); store that run again") from exc
+
+
+@contextmanager
+def _environment(name: str, value: str):
+    """Set an environment variable for the duration (the notebooks' kernels inherit it)."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved

@@ -53,7 +53,8 @@ def write_data_absent_page(run: NotebookRun, looked_in: Iterable[str], root: str
 This chapter runs `{run.source}` on {spec.title}. The data was not available when this copy
 of the book was built, so the chapter shows how to get it instead of results.
 
-**Looked in**
+**Looked in** (`$TARDIFF_DATA_DIR` is the data folder the book was built with: `--data-dir`, the
+variable itself, or `data/`)
 
 {places}
 

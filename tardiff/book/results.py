@@ -153,6 +153,49 @@ def collect_field(experiments_dir: str | os.PathLike, field: str) -> pd.DataFram
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "title"])
 
 
+def run_origins(experiments_dir: str | os.PathLike) -> pd.DataFrame:
+    """Where each experiment's numbers come from: its scale, its device, and whether it is a stored run.
+
+    Read from ``<run>/results.json`` (``config.scale``, ``device``) and, for a run rendered from
+    the repository's stored results, ``<run>/provenance.json`` (the device's name, the commit
+    and the date of the run; see :mod:`tardiff.book.stored`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run with a ``results.json``: ``run``, ``scale``, ``device``, ``stored``
+        (bool), ``commit``, ``run_date``.
+
+    Examples
+    --------
+    >>> run_origins("no/such/folder").empty
+    True
+    """
+    rows = []
+    for path in sorted(Path(experiments_dir).glob("*/results.json")):
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+            prov_path = path.with_name("provenance.json")
+            prov = json.loads(prov_path.read_text(encoding="utf-8")) if prov_path.is_file() else {}
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path.parent} holds unreadable JSON ({exc}); re-run that experiment notebook") from exc
+        device = prov.get("device_name") or results.get("device") or "unknown"
+        rows.append({"run": path.parent.name, "scale": prov.get("scale") or results.get("config", {}).get("scale"),
+                     "device": device, "stored": bool(prov), "commit": (prov.get("git_commit") or "")[:10] or None,
+                     "run_date": (prov.get("run_date") or "")[:10] or None})
+    return pd.DataFrame(rows, columns=["run", "scale", "device", "stored", "commit", "run_date"])
+
+
+def _origin_text(origin) -> str:
+    """``paper, NVIDIA H200 (stored run, 2026-01-02, commit abc123)`` or ``cpu, cpu (this build)``."""
+    where = f"{origin['device']}"
+    if origin["stored"]:
+        details = ", ".join(x for x in (origin["run_date"], f"commit `{origin['commit']}`" if origin["commit"] else None)
+                            if x)
+        return f"{where} (stored run{', ' + details if details else ''})"
+    return f"{where} (this build)"
+
+
 def _recorded_title(run_dir: Path) -> str:
     """The title ``build_book`` recorded for a run's folder, else the run's own title, else the folder name."""
     record = run_dir / "book_run.json"
@@ -270,12 +313,13 @@ def _comparisons_section(comparisons: pd.DataFrame) -> list[str]:
 
 
 def results_markdown(df: pd.DataFrame, comparisons: pd.DataFrame | None = None,
-                     generators: pd.DataFrame | None = None) -> str:
+                     generators: pd.DataFrame | None = None, origins: pd.DataFrame | None = None) -> str:
     """The MyST text of ``book/results_table.md``: verdicts, gate warnings, the figures and the cross-dataset tables.
 
     ``comparisons`` and ``generators`` are :func:`collect_field` of ``results.json``'s fields of
     those names; without comparisons the verdicts fall back on the summary's means and a note
-    says so.
+    says so. ``origins`` (:func:`run_origins`) adds the scale and the device of each dataset's
+    numbers to the table of datasets.
 
     Examples
     --------
@@ -323,21 +367,30 @@ def results_markdown(df: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         "",
     ]
     per_run = df.groupby("run", sort=False)
+    origin = {} if origins is None or origins.empty else {r["run"]: r for _, r in origins.iterrows()}
     cohort_rows = []
     for run, part in per_run:
         first = part.iloc[0]
         prevalence = first["prevalence"] if "prevalence" in part else np.nan
         bayes = first["bayes_auprc"] if "bayes_auprc" in part else np.nan
         seeds = part["n_seeds"].dropna()
-        cohort_rows.append([
+        row = [
             titles[run], str(first["task"]), "–" if pd.isna(prevalence) else f"{prevalence:.3f}",
             "–" if pd.isna(bayes) else f"{bayes:.3f}", str(int(seeds.max())) if len(seeds) else "–",
-        ])
-    lines += _pipe_table(["Dataset", "Task", "Test prevalence", "Bayes-optimal AUPRC", "Seeds"], cohort_rows)
+        ]
+        if origin:
+            o = origin.get(run)
+            row += ["–", "–"] if o is None else [f"`{o['scale']}`", _origin_text(o)]
+        cohort_rows.append(row)
+    header = ["Dataset", "Task", "Test prevalence", "Bayes-optimal AUPRC", "Seeds"]
+    lines += _pipe_table(header + (["Scale", "Computed on"] if origin else []), cohort_rows)
     lines += [
         "",
         "The test prevalence is the AUPRC of a random ranking; the Bayes-optimal AUPRC (known only for the "
-        "simulated cohort) is the best any model can reach on average.",
+        "simulated cohort) is the best any model can reach on average."
+        + (" *Scale* and *Computed on* say where each dataset's numbers come from: executed when this copy of the "
+           "book was built, or a stored run (kept in the repository under `results/`, with its provenance) that "
+           "the build rendered without re-running it." if origin else ""),
         "",
         "### AUPRC",
         "",
@@ -395,6 +448,7 @@ def write_results_page(root: str | os.PathLike = ".") -> pd.DataFrame:
                 figure.unlink()  # never show a figure from an earlier build next to "no results"
         else:
             draw(data, figure)
+    origins = run_origins(experiments) if not df.empty else None
     with atomic_path(root / RESULTS_TABLE) as tmp:
-        tmp.write_text(results_markdown(df, comparisons, generators), encoding="utf-8")
+        tmp.write_text(results_markdown(df, comparisons, generators, origins), encoding="utf-8")
     return df

@@ -185,18 +185,36 @@ def display_path(path: Path, root: Path) -> str:
         return str(path)
 
 
-def run_parameters(run: NotebookRun, scale: str, data_folder: Path | None, root: Path) -> dict:
+def data_root(data_dir: str | os.PathLike | None, root: str | os.PathLike = ".") -> Path:
+    """The folder holding one sub-folder per dataset, absolute: ``data_dir``, ``$TARDIFF_DATA_DIR`` or ``<root>/data``."""
+    return _data_root(data_dir, Path(root)).resolve()
+
+
+def run_parameters(run: NotebookRun, scale: str, data_folder: Path | None, root: Path,
+                   data_dir: str | os.PathLike | None = None, results_dir: str | os.PathLike | None = None) -> dict:
     """The papermill parameters of ``run``: its fixed ones, ``scale``, and where an experiment's data and results are.
+
+    The data folder is passed symbolically, ``$TARDIFF_DATA_DIR/<sub-folder>`` (relative to
+    :func:`data_root` of ``data_dir``), so no page shows the builder's folders; the build sets
+    ``TARDIFF_DATA_DIR`` for the kernels and the notebook expands it. With ``results_dir`` (a
+    stored run, see :mod:`tardiff.book.stored`) the chapter renders that run instead, and the
+    path is given relative to ``root``.
 
     Examples
     --------
     >>> run_parameters(get_run("simulated"), "smoke", None, Path("."))["out_dir"]
     'book/experiments/simulated'
+    >>> run_parameters(get_run("physionet2012"), "cpu", Path("/d/physionet2012"), Path("."), "/d")["data_dir"]
+    '$TARDIFF_DATA_DIR/physionet2012'
     """
+    from tardiff.book.stored import symbolic_data_dir
+
     params = dict(run.parameters)
     params["scale"] = scale
     if run.kind == "experiment":
-        params["data_dir"] = None if data_folder is None else display_path(data_folder, root)
+        params["data_dir"] = (None if data_folder is None
+                              else symbolic_data_dir(data_folder, data_root(data_dir, root)))
         params["out_dir"] = run.out_dir
+        if results_dir is not None:
+            params["results_dir"] = Path(os.path.relpath(Path(results_dir).resolve(), Path(root).resolve())).as_posix()
     return params
-
