@@ -119,3 +119,23 @@ def test_equations_are_typeset_offline(built_book, tmp_path):
     assert errors == [], errors
     typeset = re.findall(r'id="MathJax-Element-\d+-Frame"', dom)
     assert len(typeset) > 50, f"only {len(typeset)} equations were typeset"
+
+
+def test_no_page_shows_the_builders_folders(built_book):
+    """Parameters name data as $TARDIFF_DATA_DIR/<sub-folder>: no page, nor the notebook a reader downloads,
+    shows the repository, the data folder or the home folder of the machine that built the book."""
+    import os
+
+    folders = {str(REPO), str(REPO.resolve()), str(built_book), str(built_book.resolve()),
+               os.path.expanduser("~") + "/"}
+    if SHARED_DATA.is_dir():
+        folders |= {str(SHARED_DATA), str(SHARED_DATA.resolve())}
+    html = built_book / "_build" / "html"
+    published = [*html.rglob("*.html"), *html.rglob("*.ipynb"), *(built_book / "book").rglob("*.ipynb")]
+    assert published
+    for page in published:
+        text = page.read_text(encoding="utf-8", errors="replace")
+        leaked = [folder for folder in folders if folder in text]
+        assert not leaked, f"{page.relative_to(built_book)} shows {leaked}"
+    injected = (built_book / "book" / "experiments" / "simulated.ipynb").read_text()
+    assert '"data_dir": null' in injected or "data_dir = None" in injected

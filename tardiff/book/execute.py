@@ -45,6 +45,18 @@ def retitle_notebook(path: str | os.PathLike, title: str) -> bool:
     return False
 
 
+def _relative_metadata(path: Path, run: NotebookRun) -> None:
+    """Record the notebook's paths as the repository sees them: papermill keeps the builder's absolute
+    input and output paths in the metadata, which the book publishes with each page's source."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    record = nb.metadata.get("papermill")
+    if record is not None:
+        record["input_path"], record["output_path"] = run.source, run.output
+        nbformat.write(nb, path)
+
+
 def execute_run(run: NotebookRun, parameters: dict, root: str | os.PathLike = ".", progress: bool = True,
                 title: str | None = None) -> Path:
     """Execute ``run.source`` with papermill into ``run.output``, atomically.
@@ -75,6 +87,7 @@ def execute_run(run: NotebookRun, parameters: dict, root: str | os.PathLike = ".
             str(source), str(tmp), parameters=parameters, kernel_name="python3", cwd=str(root),
             progress_bar=progress, log_output=False,
         )
+        _relative_metadata(tmp, run)
         if title:
             retitle_notebook(tmp, title)
         os.replace(tmp, out)
