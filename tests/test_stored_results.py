@@ -136,3 +136,25 @@ def test_the_repository_stored_runs_are_complete():
         text = "".join(p.read_text() for p in folder.rglob("*") if p.is_file())
         assert os.path.expanduser("~") + "/" not in text
         assert sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) < 5_000_000
+
+
+@pytest.mark.slow
+def test_a_finished_cli_run_is_stored_with_its_chapter_data(tmp_path, monkeypatch):
+    """tardiff run, then tardiff book --store: the experiment is rebuilt from the cache, nothing retrained."""
+    monkeypatch.setenv("TARDIFF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run = tmp_path / "run"
+    assert main(["run", "simulated", "--scale", "smoke", "--methods", "real,smote", "--evaluators", "gbm",
+                 "--out", str(run), "--quiet"]) == 0
+    cached = sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    dest = tmp_path / "results" / "smoke" / "simulated"
+    assert main(["book", "--store", str(run), "--as", str(dest)]) == 0
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()) == cached  # nothing new trained
+    chapter = ExperimentChapter.load(dest, dataset="simulated")
+    assert all(chapter.missing(name) == "" for name in book.CHAPTER_FILES)
+    assert set(chapter.fairness_table()["method"]) >= {"real", "smote"}  # test predictions were found
+    assert list(chapter.fidelity_table().index) == ["real", "smote"]
+    real, synthetic = chapter.embeddings("pca")
+    assert set(synthetic) == {"smote"} and real["smote"].shape[1] == 2
+    assert set(chapter.trajectory_bands()["method"]) == {"real", "smote"}
+    assert chapter.cohort_summary()["dataset"] == "simulated" and len(chapter.dataset_card())
