@@ -149,7 +149,7 @@ def cmd_book(args: argparse.Namespace) -> int:
         return 0
     html = build_book(scale=args.scale, data_dir=args.data_dir, only=args.only, strict=args.strict,
                       progress=not args.quiet, warnings_as_errors=args.warnings_as_errors, jobs=args.jobs,
-                      results=args.results)
+                      results=args.results, download=args.download)
     print(f"book built: open {html / 'book' / 'intro.html'}")
     return 0
 
@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-only", action="store_true",
                    help="with --store: keep results.json, summary.csv and provenance only (no data or cache needed; "
                         "the chapter then skips the data card, samples, fidelity and fairness with a note)")
+    p.add_argument("--no-download", dest="download", action="store_false",
+                   help="do not fetch missing open data (PhysioNet 2012, the MIMIC-III demo, the YAIB demo cohorts) "
+                        "into the default data folder")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_book)
 

@@ -206,14 +206,14 @@ def test_build_book_writes_a_data_absent_page(tmp_path, no_sphinx, monkeypatch):
 def test_build_book_default_data_folder_and_missing_sources(tmp_path, no_sphinx, monkeypatch):
     monkeypatch.delenv("TARDIFF_DATA_DIR", raising=False)
     root = _fake_root(tmp_path)
-    book.build_book(scale="cpu", only=["mimic3", "tutorial_01_diffusion"], progress=False, root=root)
+    book.build_book(scale="cpu", only=["mimic3", "tutorial_01_diffusion"], progress=False, root=root, download=False)
     text = (root / "book" / "experiments" / "mimic3.md").read_text()
     assert "- `$TARDIFF_DATA_DIR/mimic3`\n- `$TARDIFF_DATA_DIR/mimic3_demo`" in text  # symbolic, wherever it is
     tutorial = (root / "book" / "teaching" / "tutorial_01_diffusion.md").read_text()
     assert "that notebook is not in this copy of the repository" in tutorial
 
     monkeypatch.setenv("TARDIFF_DATA_DIR", str(tmp_path / "elsewhere"))
-    book.build_book(scale="cpu", only=["eicu"], progress=False, root=root)
+    book.build_book(scale="cpu", only=["eicu"], progress=False, root=root, download=False)
     page = (root / "book" / "experiments" / "eicu.md").read_text()
     assert "`$TARDIFF_DATA_DIR/eicu`" in page and str(tmp_path) not in page
 
@@ -225,6 +225,28 @@ def test_build_book_default_data_folder_and_missing_sources(tmp_path, no_sphinx,
         book.build_book(only=["nope"], root=root)
     with pytest.raises(ParameterError, match="_config.yml"):
         book.build_book(root=tmp_path)
+
+
+def test_build_book_fetches_missing_open_data_into_the_default_folder_only(tmp_path, no_sphinx, monkeypatch, capsys):
+    """Without --data-dir the book downloads a chapter's open data first; offline, the chapter says so."""
+    import tardiff.book.build as build
+
+    monkeypatch.delenv("TARDIFF_DATA_DIR", raising=False)
+    root = _fake_root(tmp_path)
+    asked = []
+
+    def offline(subdirs, data_root, progress=True):
+        asked.append((tuple(subdirs), Path(data_root)))
+        raise DataError("could not reach physionet.org (offline)")
+
+    monkeypatch.setattr(build, "fetch_open_data", offline)
+    book.build_book(scale="smoke", only=["mimic3"], progress=False, root=root)
+    assert asked == [(("mimic3", "mimic3_demo"), root / "data")]
+    assert "could not be downloaded: could not reach physionet.org" in capsys.readouterr().err
+    assert "`$TARDIFF_DATA_DIR/mimic3_demo`" in (root / "book" / "experiments" / "mimic3.md").read_text()
+    asked.clear()
+    book.build_book(scale="smoke", data_dir=tmp_path / "named", only=["mimic3"], progress=False, root=root)
+    assert asked == []  # a folder the user named is never a download target
 
 
 def test_build_book_renders_stored_runs_and_executes_the_rest(tmp_path, no_sphinx, monkeypatch):

@@ -29,7 +29,8 @@ from tardiff.book.results import write_results_page
 from tardiff.book.runs import NOTEBOOK_RUNS, data_root, get_run, locate_data, run_parameters, run_title
 from tardiff.book.stored import DATA_VARIABLE, symbolic_data_dir
 from tardiff.data.cache import atomic_path
-from tardiff.errors import ParameterError, TardiffError
+from tardiff.data.registry import fetch_open_data
+from tardiff.errors import DataError, ParameterError, TardiffError
 from tardiff.presets import check_scale
 
 
@@ -80,6 +81,7 @@ def build_book(
     root: str | os.PathLike = Path("."),
     jobs: int | None = None,
     results: str | os.PathLike | None = None,
+    download: bool = True,
 ) -> Path:
     """Execute the book's notebooks, write the results page, and build the HTML book.
 
@@ -110,6 +112,11 @@ def build_book(
         holding ``physionet2012/``, ``eicu_demo/``, ...; see :mod:`tardiff.book.stored`). Each
         chapter with a stored run is rendered from it (the notebook's ``results_dir``): no data
         is needed and nothing is trained. The other chapters are executed as usual.
+    download : bool
+        Without ``data_dir``, fetch a chapter's missing open data (PhysioNet 2012, the
+        MIMIC-III demo, the YAIB demo cohorts) into the default data folder first; a failed
+        download becomes that chapter's data-absent page, with the reason. A folder named with
+        ``data_dir`` is never downloaded into.
 
     Returns
     -------
@@ -160,8 +167,17 @@ def build_book(
             pending.append((run, params, run_title(run, _stored_data_dir(stored))))
             continue
         present, folder, looked = locate_data(run, data_dir, root)
+        reason = None
+        if not present and data_dir is None and download:
+            try:
+                folder = fetch_open_data(run.data_subdirs or (run.dataset,), base, progress=progress)
+            except DataError as err:  # offline, or the host changed: the chapter says so instead
+                folder, reason = None, str(err)
+            present = folder is not None
         if not present:  # the page names the folders symbolically, as $TARDIFF_DATA_DIR/<sub-folder>
             write_data_absent_page(run, [symbolic_data_dir(p, base) for p in looked], root)
+            if reason:
+                print(f"tardiff book: {run.name}: the open data could not be downloaded: {reason}", file=sys.stderr)
             continue
         pending.append((run, run_parameters(run, scale, folder, root, data_dir), run_title(run, folder)))
 
