@@ -284,6 +284,36 @@ def test_unet_config_validation():
         UNet1D(UNetConfig.preset("smoke"), n_features=3)(torch.zeros(1, 8, 4), torch.tensor([0]), torch.tensor([0]))
 
 
+def test_level_skip_presets_and_validation():
+    assert UNetConfig.preset("cpu").level_skip and UNetConfig.preset("smoke").level_skip
+    assert not UNetConfig.preset("paper").level_skip and not UNetConfig().level_skip  # TarDiff's UNet
+    with pytest.raises(ParameterError, match="level_skip"):
+        UNetConfig(level_skip="yes")
+    assert UNet1D(UNetConfig.preset("paper", base_channels=8, norm_groups=4), 3).skip_gate is None
+
+
+def test_level_skip_starts_as_the_plain_unet_and_adds_gated_level_and_deviations():
+    config = UNetConfig.preset("smoke")
+    plain = _randomise(UNet1D(UNetConfig.preset("smoke", level_skip=False), n_features=3, seed=1)).eval()
+    skip = UNet1D(config, n_features=3, seed=1).eval()
+    # Built last and zero-initialised: the other weights are those of the plain UNet of the same seed.
+    fresh = UNet1D(UNetConfig.preset("smoke", level_skip=False), n_features=3, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                 [v for k, v in skip.state_dict().items() if "skip_gate" not in k]))
+    missing, unexpected = skip.load_state_dict(plain.state_dict(), strict=False)
+    assert set(missing) == {"skip_gate.weight", "skip_gate.bias"} and not unexpected
+    x = torch.randn(2, 10, 3, generator=gen()) + torch.tensor([1.0, -2.0, 0.5])
+    t, y = torch.tensor([199, 7]), torch.tensor([0, 1])
+    with torch.no_grad():
+        base = plain(x, t, y)
+        assert torch.equal(skip(x, t, y), base)  # zero gates: the plain UNet
+        level = x.mean(dim=1, keepdim=True)
+        skip.skip_gate.bias[:3] = 1.0  # a = 1: the deviations from each stay's level pass through
+        assert torch.allclose(skip(x, t, y) - base, x - level, atol=1e-5)
+        skip.skip_gate.bias[:3], skip.skip_gate.bias[3:] = 0.0, 2.0  # b = 2: twice the level
+        assert torch.allclose(skip(x, t, y) - base, 2 * level.expand_as(x), atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def toy_two_modes():

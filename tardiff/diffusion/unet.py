@@ -7,6 +7,14 @@ the embedding of y modulates each block by a scale and a shift), self-attention 
 lower resolutions, and a stride-2 convolution down to the next level; the decoder mirrors
 it with skip connections. Any sequence length works: the input is zero-padded at the end
 to a multiple of 2 ** (levels - 1) and the output cropped back.
+
+Optionally (``UNetConfig.level_skip``, on at the smoke and cpu scales, off at paper scale
+as in TarDiff) a gated linear path adds ``a(t, y) * (x - level) + b(t, y) * level`` to the
+output, ``level`` being each stay's time-mean of each feature and ``a``, ``b`` per-feature
+gates read from the time/label embedding (zero at initialisation). At the noisiest steps
+the noise to predict is almost x_t itself; a UNet without this path must pass x_t through
+its convolutions, which a small one does poorly, and sampling divides that error by
+sqrt(abar_T) = 0.025 for TarDiff's schedule (see :class:`UNetConfig`).
 """
 
 from __future__ import annotations
@@ -48,6 +56,21 @@ class UNetConfig:
         it is used, so small configurations stay valid.
     embed_mult : int
         The time/label embedding has ``embed_mult * base_channels`` dimensions.
+    level_skip : bool
+        Add the gated linear skip ``a(t, y) * (x_t - m) + b(t, y) * m`` to the predicted
+        noise, where ``m`` is the time-mean of ``x_t`` per stay and feature (the stay's
+        level) and ``a``, ``b`` are per-feature gates computed from the time/label embedding
+        by one zero-initialised linear layer (so training starts from the plain UNet).
+        Off by default and at paper scale (TarDiff's UNet has no such path). On at the cpu
+        and smoke scales, where a 32-channel UNet trained for 1,000 steps cannot learn the
+        near-identity eps ~ x_t of the noisiest steps: on PhysioNet 2012 (37 features) its
+        held-out noise error at t = T - 1 was 0.217 (0.054 with 48 channels), which DDIM
+        amplifies by 1 / sqrt(abar_T) = 41 into samples 25 times the real rows' norm. With
+        the gated path the error is 0.002 and the samples' norm within 5% of the real one.
+        The level gets its own gate because a stay's level has a far higher signal-to-noise
+        ratio than its within-stay deviations, so the best linear coefficient differs: one
+        gate for both left the level's noise error worse than predicting zero and the
+        samples 30% too small.
 
     Examples
     --------
@@ -66,6 +89,7 @@ class UNetConfig:
     num_classes: int = 2
     norm_groups: int = 32
     embed_mult: int = 4
+    level_skip: bool = False
 
     def __post_init__(self):
         self.channel_mults = tuple(int(m) for m in self.channel_mults)
@@ -92,6 +116,8 @@ class UNetConfig:
             raise ParameterError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.norm_groups < 1 or self.embed_mult < 1:
             raise ParameterError("norm_groups and embed_mult must be positive")
+        if not isinstance(self.level_skip, bool):
+            raise ParameterError(f"level_skip must be True or False, got {self.level_skip!r}")
 
     @classmethod
     def preset(cls, scale: Scale, **overrides) -> "UNetConfig":
@@ -254,6 +280,8 @@ class UNet1D(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(_groups(ch, groups), ch), nn.SiLU(),
                                  _zero(nn.Conv1d(ch, self.n_features, 3, padding=1)))
         self._multiple = 2 ** (n_levels - 1)
+        # Built last, so the other layers draw the same initial weights with or without it.
+        self.skip_gate = _zero(nn.Linear(emb_dim, 2 * self.n_features)) if c.level_skip else None
 
     @property
     def null_label(self) -> int:
@@ -295,7 +323,13 @@ class UNet1D(nn.Module):
         h = self._run(self.middle, h, emb)
         for layers in self.up:
             h = self._run(layers, torch.cat([h, skips.pop()], dim=1), emb)
-        return self.out(h)[:, :, :length].transpose(1, 2)
+        eps = self.out(h)[:, :, :length].transpose(1, 2)
+        if self.skip_gate is not None:
+            # The gated linear path of UNetConfig.level_skip: deviations and level, one gate each.
+            a, b = self.skip_gate(F.silu(emb))[:, None, :].chunk(2, dim=-1)
+            level = x.mean(dim=1, keepdim=True)
+            eps = eps + a * (x - level) + b * level
+        return eps
 
 
 class _Upsample(nn.Module):
