@@ -198,7 +198,7 @@ class Experiment:
             arrays = load_arrays(path)  # verified; a damaged file warns and is regenerated
             if arrays is None:
                 start = time.perf_counter()
-                sampler = self.generator(method, seed, guidance=options if guidance is not None else None)
+                sampler = self.generator(method, seed, guidance=guidance)
                 counts = np.bincount(p.y_train, minlength=2)
                 minority = int(np.argmin(counts))
                 arrays = {}
@@ -306,7 +306,7 @@ class Experiment:
     def run(self) -> list[dict]:
         """Run (or resume) every method x protocol x seed x evaluator, the gates, the sweep and the
         paired comparisons; write ``results.json`` and ``summary.csv``."""
-        from tardiff.experiment.sweep import run_sweep
+        from tardiff.experiment.sweep import run_sweep, wants_sweep
 
         cfg, p = self.config, self.prepared
         methods = cfg.all_methods()
@@ -321,7 +321,7 @@ class Experiment:
                 records += self.evaluated(method, seed, train_set)
             if entry.synthetic:
                 generators.append(self.generator_gates(method, seed))
-        sweep = run_sweep(self) if self._wants_sweep() else []
+        sweep = run_sweep(self) if wants_sweep(cfg) else []
         if any("guidance_classifier" in registry.method(m).components for m in methods):
             for seed in cfg.seeds:  # its report (candidates, ||G||) joins results.json; read from the cache
                 self.guidance_classifier(seed)
@@ -329,10 +329,6 @@ class Experiment:
         self.ledger.check_untouched(p.ids["test"])
         self.write(records, generators=generators, sweep=sweep, comparisons=comparisons)
         return records
-
-    def _wants_sweep(self) -> bool:
-        return bool({"tardiff", "tardiff_cal"} & set(self.config.methods)) and bool(
-            self.config.sweep_raw or self.config.sweep_unit)
 
     def compare(self, records: list[dict]) -> list[dict]:
         """Paired differences on the same test stays (see :mod:`tardiff.evaluation.comparisons`)."""

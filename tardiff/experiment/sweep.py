@@ -34,11 +34,19 @@ def sweep_seeds(config) -> tuple[int, ...]:
     return tuple(config.seeds[: max(1, config.preset.sweep_seeds)])
 
 
-def _source(experiment, options: GuidanceOptions) -> tuple[str, GuidanceOptions | None, bool]:
-    """(method, guidance override, pool only) whose pool is TarDiff's pool under ``options``."""
+def wants_sweep(config) -> bool:
+    """Whether the run sweeps TarDiff's guidance: a TarDiff variant is compared and the sweep is not empty."""
+    return bool({"tardiff", "tardiff_cal"} & set(config.methods)) and bool(config.sweep_raw or config.sweep_unit)
+
+
+def pool_source(config, options: GuidanceOptions) -> tuple[str, GuidanceOptions | None, bool]:
+    """(method, guidance override, pool only) whose pool is TarDiff's pool under ``options``.
+
+    ``w = 0`` is the unguided pool and the run's own setting the main TarDiff pool (the same draws);
+    any other setting is a pool of its own."""
     if options.guidance_scale == 0.0:
         return "unguided", None, False
-    if options == experiment.config.guidance and "tardiff" in experiment.config.methods:
+    if options == config.guidance and "tardiff" in config.methods:
         return "tardiff", None, False
     return "tardiff", options, True
 
@@ -46,7 +54,7 @@ def _source(experiment, options: GuidanceOptions) -> tuple[str, GuidanceOptions 
 def sweep_point(experiment, seed: int, options: GuidanceOptions, evaluator: str | None = None) -> dict:
     """TSTR utility (test and validation AUPRC) and quality gate of TarDiff's pool under ``options``."""
     evaluator = evaluator or experiment.config.evaluators[0]
-    method, override, pool_only = _source(experiment, options)
+    method, override, pool_only = pool_source(experiment.config, options)
     sets = experiment.synthetic_sets(method, seed, guidance=override, pool_only=pool_only)
     X, y = sets.pool_X, sets.pool_y
     train_set = TrainingSet("tstr", None, X, y, len(y))

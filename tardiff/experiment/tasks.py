@@ -49,7 +49,7 @@ def _protocol_settings(method: str, alphas) -> list[tuple[str, float | None]]:
 
 def build_graph(config) -> list[Task]:
     """Every task of the run, in an order where each task comes after its dependencies."""
-    from tardiff.experiment.sweep import sweep_points, sweep_seeds
+    from tardiff.experiment.sweep import pool_source, sweep_points, sweep_seeds, wants_sweep
 
     tasks: list[Task] = []
     methods = config.all_methods()
@@ -61,16 +61,14 @@ def build_graph(config) -> list[Task]:
             if entry.factory is None or entry.guidance == "calibrated":
                 continue  # real data needs no sets; the calibrated variant waits for the sweep (below)
             tasks.append(Task("sets", (method, seed), tuple((c, seed) for c in entry.components)))
-    wants_sweep = bool({"tardiff", "tardiff_cal"} & set(config.methods)) and bool(config.sweep_raw or config.sweep_unit)
     sweep_keys = []
-    if wants_sweep:
+    if wants_sweep(config):
         for seed in sweep_seeds(config):
             for options in sweep_points(config):
                 deps = [("denoiser", seed), ("guidance_classifier", seed)]
-                if options.guidance_scale == 0.0:
-                    deps.append(("sets", "unguided", seed))
-                elif options == config.guidance and "tardiff" in config.methods:
-                    deps.append(("sets", "tardiff", seed))
+                method, _, pool_only = pool_source(config, options)
+                if not pool_only:  # the sweep reuses a main pool: wait for it
+                    deps.append(("sets", method, seed))
                 task = Task("sweep_point", (seed, json.dumps(asdict(options), sort_keys=True)), tuple(deps))
                 tasks.append(task)
                 if options.guidance_norm == "unit" and options.guidance_scale != 0.0:
