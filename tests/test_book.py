@@ -630,3 +630,38 @@ def test_a_sphinx_warning_fails_the_build_with_one_line(tmp_path):
         fh.write("\nSee {ref}`no-such-label`.\n")
     with pytest.raises(TardiffError, match=r"jupyter-book build failed with 1 warning.*no-such-label.*jupyter-book\.log"):
         book.run_jupyter_book(root, warnings_as_errors=True, progress=False)
+
+
+def test_the_pool_starts_the_longest_notebooks_first(monkeypatch):
+    from tardiff.book.execute import longest_first
+
+    pending = [(run, {}, run.title) for run in book.NOTEBOOK_RUNS]
+    order = [pending[i][0].name for i in longest_first(pending)]
+    assert order.index("physionet2012") < order.index("simulated") < order.index("eicu_demo") < order.index("mimic3")
+    assert all(name.startswith("tutorial") for name in order[-3:])  # the short ones fill the gaps at the end
+    assert all(run.cpu_minutes > 0 for run in book.NOTEBOOK_RUNS)
+
+    submitted = []  # and the pool receives them in that order
+
+    class RecordingPool:
+        def __init__(self, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, run, *args):
+            from concurrent.futures import Future
+
+            submitted.append(run.name)
+            future = Future()
+            future.set_result(Path(run.output))
+            return future
+
+    monkeypatch.setattr(book.execute, "ProcessPoolExecutor", RecordingPool)
+    out = book.execute_runs(pending, ".", jobs=2, progress=False)
+    assert submitted == order
+    assert out == [Path(run.output) for run in book.NOTEBOOK_RUNS]  # results in table order

@@ -43,6 +43,11 @@ class NotebookRun:
     demo_subdirs : tuple of str
         Those of ``data_subdirs`` that hold a small open demo of the dataset; when the data
         is found there, the page and the results table carry ``demo_title`` instead of ``title``.
+    cpu_minutes : float
+        What the notebook took at cpu scale on one core, measured (the cpu book of the
+        reproducibility chapter). Only its order matters: the book starts the longest
+        notebooks first, so that the cores finish together instead of one idling while the
+        other runs a long notebook started last.
     """
 
     name: str
@@ -55,6 +60,7 @@ class NotebookRun:
     parameters: dict = field(default_factory=dict)
     demo_subdirs: tuple[str, ...] = ()
     demo_title: str | None = None
+    cpu_minutes: float = 1.0
 
     def __post_init__(self):
         if self.kind not in ("experiment", "teaching"):
@@ -77,39 +83,47 @@ NOTEBOOK_RUNS: tuple[NotebookRun, ...] = (
     NotebookRun(
         "simulated", "Simulated ICU cohort", EXPERIMENT_NOTEBOOK, "book/experiments/simulated.ipynb",
         "experiment", dataset="simulated", parameters={"dataset": "simulated", "task": "mortality"},
+        cpu_minutes=17.0,
     ),
     NotebookRun(
         "physionet2012", "PhysioNet/CinC Challenge 2012", EXPERIMENT_NOTEBOOK,
         "book/experiments/physionet2012.ipynb", "experiment", dataset="physionet2012",
         data_subdirs=("physionet2012",), parameters={"dataset": "physionet2012", "task": "mortality"},
+        cpu_minutes=24.0,
     ),
     NotebookRun(
         "mimic3", "MIMIC-III", EXPERIMENT_NOTEBOOK, "book/experiments/mimic3.ipynb", "experiment",
         dataset="mimic3", data_subdirs=("mimic3", "mimic3_demo"),
         parameters={"dataset": "mimic3", "task": "mortality"},
         demo_subdirs=("mimic3_demo",), demo_title="MIMIC-III demo (open, 100 patients)",
+        cpu_minutes=4.5,
     ),
     NotebookRun(
         "eicu", "eICU-CRD", EXPERIMENT_NOTEBOOK, "book/experiments/eicu.ipynb", "experiment",
         dataset="eicu", data_subdirs=("eicu",), parameters={"dataset": "eicu", "task": "mortality"},
+        cpu_minutes=25.0,  # not measured (credentialed data): like PhysioNet, its training draw has the same size
     ),
     NotebookRun(
         "eicu_demo", "eICU-CRD demo (YAIB mortality24 cohort)", EXPERIMENT_NOTEBOOK,
         "book/experiments/eicu_demo.ipynb", "experiment", dataset="yaib",
         data_subdirs=("yaib/mortality24/eicu_demo", "yaib_demo/mortality24/eicu_demo"),
         parameters={"dataset": "yaib", "task": "mortality24"},
+        cpu_minutes=13.5,
     ),
     NotebookRun(
         "tutorial_01_diffusion", "Tutorial 1: diffusion models for ICU time series",
         "notebooks/tutorial_01_diffusion.ipynb", "book/teaching/tutorial_01_diffusion.ipynb", "teaching",
+        cpu_minutes=2.5,
     ),
     NotebookRun(
         "tutorial_02_influence", "Tutorial 2: influence of a training sample",
         "notebooks/tutorial_02_influence.ipynb", "book/teaching/tutorial_02_influence.ipynb", "teaching",
+        cpu_minutes=1.0,
     ),
     NotebookRun(
         "tutorial_03_guidance", "Tutorial 3: influence-guided sampling",
         "notebooks/tutorial_03_guidance.ipynb", "book/teaching/tutorial_03_guidance.ipynb", "teaching",
+        cpu_minutes=1.7,
     ),
 )
 
