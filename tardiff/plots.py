@@ -191,13 +191,21 @@ def plot_alpha_curve(summary: pd.DataFrame, *, metric: str = "auprc", evaluator:
     """
     df = summary[(summary["protocol"] == "tsrtr") & (summary["evaluator"] == evaluator)]
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for method in sorted(df["method"].unique(), key=registry.order):
-        part = df[df["method"] == method]
-        part = part.sort_values("alpha")
-        ax.errorbar(part["alpha"], part[f"{metric}_mean"], yerr=part[f"{metric}_std"].fillna(0), marker="o",
+    methods = sorted(df["method"].unique(), key=registry.order)
+    alphas = np.sort(df["alpha"].dropna().unique())
+    # methods side by side around each alpha, so that error bars do not hide one another
+    # (and a single alpha, as at cpu scale, is not one stack of points)
+    spacing = float(np.diff(alphas).min()) if len(alphas) > 1 else 1.0
+    step = 0.5 * spacing / max(1, len(methods))
+    for k, method in enumerate(methods):
+        part = df[df["method"] == method].sort_values("alpha")
+        shift = (k - (len(methods) - 1) / 2) * step
+        ax.errorbar(part["alpha"] + shift, part[f"{metric}_mean"], yerr=part[f"{metric}_std"].fillna(0), marker="o",
                     capsize=2, color=registry.color(method), label=registry.label(method))
     if reference is not None:
         ax.axhline(reference, color="black", lw=1, ls="--", label="real only")
+    ax.set_xticks(alphas)
+    ax.set_xticklabels([f"{a:g}" for a in alphas])
     ax.set_xlabel("synthetic rows added, as a share of the real training set (alpha)")
     ax.set_ylabel(f"{metric.upper()} (test)")
     ax.grid(alpha=0.3)
