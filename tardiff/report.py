@@ -415,13 +415,17 @@ def _comparison_verdicts(comparisons: pd.DataFrame, failures: dict) -> list[dict
             mine = part[(part["method"] == tardiff) & part["baseline"].isin(baselines)]
             if mine.empty:
                 continue
+            run = row_keys.get("run")
+            # a baseline whose generator fails the quality gate is no fair yardstick: the best is
+            # sought among those that pass, and among all only when none does
+            passing = mine[[not _gate_note(failures, b, run) for b in mine["baseline"]]]
+            mine = passing if not passing.empty else mine
             # the best baseline at its best setting: the largest gain over real data alone among the
             # settings TarDiff shares with it; without real data, the setting hardest for TarDiff
             scored = [(against_real[(r["baseline"], *_setting(r))]["delta_auprc"], r) for _, r in mine.iterrows()
                       if (r["baseline"], *_setting(r)) in against_real]
             chosen = max(scored, key=lambda x: x[0])[1] if scored else mine.loc[mine["delta_auprc"].idxmin()]
             ref = against_real.get((tardiff, *_setting(chosen)))
-            run = row_keys.get("run")
             rows.append({
                 **row_keys, **({"title": part["title"].iloc[0]} if "title" in part else {}),
                 "source": "comparisons", "tardiff": tardiff, "baseline": chosen["baseline"],
@@ -456,6 +460,9 @@ def _summary_verdicts(summary: pd.DataFrame, metric: str, failures: dict) -> lis
         row["source"] = "summary"
         for side, names in roles.items():
             candidates = part[part["method"].isin(names) & part[mean].notna()]
+            if side == "baseline":  # as with comparisons: a gate-passing baseline when there is one
+                passing = candidates[[not _gate_note(failures, m, row.get("run")) for m in candidates["method"]]]
+                candidates = passing if not passing.empty else candidates
             best = None if candidates.empty else candidates.loc[candidates[mean].idxmax()]
             row[side] = None if best is None else best["method"]
             row[f"{side}_protocol"] = None if best is None else best["protocol"]
@@ -523,7 +530,8 @@ def verdicts(summary: pd.DataFrame | None = None, *, metric: str = "auprc", comp
         ``"no evidence"`` when ``|gap| < spread``.
 
         Both carry ``tardiff_gate`` and ``baseline_gate``: why that generator fails the quality
-        gate ("" when it passes or nothing is known). Controls are never baselines.
+        gate ("" when it passes or nothing is known). The best baseline is sought among those
+        that pass the gate, among all only when none passes. Controls are never baselines.
 
     Examples
     --------
