@@ -7,6 +7,18 @@ multiplies and the time embedding adds to the hidden features; a skip connection
 the input projection to the output; the output layer is linear. The public code ends with
 a GELU on the noise prediction, which cannot go below about -0.17 although Gaussian noise
 must; this module leaves that defect out.
+
+One addition of ours, ``input_gate`` (on by default): a time-dependent, per-coordinate gate
+from the noisy input straight to the predicted noise, ``eps_hat = out(h) + g(t) * x_t``. MCRAGE
+models tabular records of a few dozen columns, narrower than its hidden width. A flattened
+ICU stay is wider (48 h x 37 PhysioNet variables = 1,776 coordinates against 256 or 512
+hidden units), so without the gate the prediction has rank at most the hidden width: at the
+noisiest steps, where the noise is nearly all of ``x_t``, the coordinates outside that rank are
+predicted as zero, and every ancestral step then multiplies them by ``1 / sqrt(1 - beta_t)``
+instead of shrinking them, ``1 / sqrt(abar_T)`` (about 180) over the chain. Measured at cpu
+scale: MCRAGE's PhysioNet rows came out 264 times the real scale (eICU demo: 232), the 7-column
+simulated ones were fine. The gate starts at zero, so an untrained network is MCRAGE's;
+``input_gate=False`` is MCRAGE's architecture exactly.
 """
 
 from __future__ import annotations
@@ -42,6 +54,10 @@ class MLPConfig:
         Hidden activation. SiLU (the default) and GELU are near-identical smooth ReLUs;
         PyTorch's exact-GELU CPU kernel is very slow on small batches under multithreading
         (about 10 ms per 64 x 32 call measured on 2 busy cores, 0.005 ms for SiLU).
+    input_gate : bool
+        Add ``g(t) * x_t`` to the predicted noise, ``g`` a per-coordinate gate computed from the
+        time embedding and zero at initialisation (ours, see the module docstring); False is
+        MCRAGE's network exactly.
     """
 
     hidden: int = 256
@@ -49,12 +65,15 @@ class MLPConfig:
     num_classes: int = 2
     n_steps: int = 200
     activation: Activation = "silu"
+    input_gate: bool = True
 
     def __post_init__(self):
         for name in ("hidden", "n_layers", "num_classes", "n_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "n_layers" else 1):
                 raise ParameterError(f"MLPConfig.{name} must be a positive int, got {value!r}")
+        if not isinstance(self.input_gate, bool):
+            raise ParameterError(f"MLPConfig.input_gate must be True or False, got {self.input_gate!r}")
         if self.activation not in _ACTIVATIONS:
             raise ParameterError(f"MLPConfig.activation must be one of {list(_ACTIVATIONS)}, got {self.activation!r}")
 
@@ -93,6 +112,12 @@ class MLPDenoiser(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(h, h) for _ in range(config.n_layers))
         self.act = _ACTIVATIONS[config.activation]()
         self.out = nn.Linear(h, n_dim)  # linear: the noise prediction must reach any real value
+        self.input_gate = None
+        if config.input_gate:
+            # per-coordinate gate of x_t from the time embedding; zero at first: the network starts as MCRAGE's
+            self.input_gate = nn.Linear(h, n_dim)
+            nn.init.zeros_(self.input_gate.weight)
+            nn.init.zeros_(self.input_gate.bias)
 
     @property
     def init_kwargs(self) -> dict:
@@ -106,7 +131,11 @@ class MLPDenoiser(nn.Module):
         t_in = (t.to(x.dtype) / self.config.n_steps).reshape(-1, 1)
         onehot = nn.functional.one_hot(y.long(), self.config.num_classes + 1).to(x.dtype)
         skip = self.in_proj(x)
-        h = self.act(skip * self.class_mlp(onehot) + self.time_mlp(t_in))
+        time = self.time_mlp(t_in)
+        h = self.act(skip * self.class_mlp(onehot) + time)
         for layer in self.layers:
             h = self.act(layer(h))
-        return self.out(h + skip)
+        eps = self.out(h + skip)
+        if self.input_gate is not None:  # full-rank path: at large t the noise is nearly x_t itself
+            eps = eps + self.input_gate(time) * x
+        return eps

@@ -107,7 +107,8 @@ def guidance_data(prepared: PreparedCohort, which: GuidanceSet) -> tuple[np.ndar
 
 
 #: Bump when what the runner stores changes meaning, so older artifacts are not reused.
-CACHE_VERSION = 3
+#: 4: MCRAGE's MLP gained its input gate (its synthetic sets are keyed by method, not by network).
+CACHE_VERSION = 4
 
 
 def content_hash(prepared: PreparedCohort) -> str:

@@ -95,6 +95,10 @@ class MCRAGESampler(BaseSampler):
         ``set_params(guidance_weight=...)`` after ``fit`` changes it without retraining.
         On the simulated cohort (cpu preset) w = 4 overshot: positives' per-cell mean error
         0.39 (w = 0: 0.23, w = 1: 0.16) with some rows beyond 20 standard deviations.
+    input_gate : bool
+        The MLP's gate from ``x_t`` to the predicted noise (ours; True by default): without it
+        a flattened stay wider than the hidden width comes out hundreds of times off-scale
+        (see :mod:`tardiff.diffusion.mlp`). False is MCRAGE's network exactly.
     random_state : int
         Seeds the MLP's initial weights, training and the sampling noise.
     device : str
@@ -136,6 +140,7 @@ class MCRAGESampler(BaseSampler):
         lr: float | None = None,
         label_dropout: float = 0.1,
         guidance_weight: float = 4.0,
+        input_gate: bool = True,
         random_state: int = 0,
         device: str = "cpu",
         progress: bool = False,
@@ -153,6 +158,7 @@ class MCRAGESampler(BaseSampler):
         self.lr = lr
         self.label_dropout = label_dropout
         self.guidance_weight = guidance_weight
+        self.input_gate = input_gate
         self.random_state = random_state
         self.device = device
         self.progress = progress
@@ -199,7 +205,8 @@ class MCRAGESampler(BaseSampler):
 
         self.device_ = resolve_device(self.device)
         n_steps = int(self.n_steps)
-        config = MLPConfig(hidden=settings["hidden"], n_layers=settings["n_layers"], num_classes=2, n_steps=n_steps)
+        config = MLPConfig(hidden=settings["hidden"], n_layers=settings["n_layers"], num_classes=2, n_steps=n_steps,
+                           input_gate=self.input_gate)
         self.process_ = GaussianDiffusion(mcrage_betas(n_steps, self.schedule), loss_type="l2")
         model = build_seeded(lambda: MLPDenoiser(config, n_dim=Z.shape[1]), int(self.random_state))
         # MCRAGE trains with plain AdamW: no warm-up, no clipping, no EMA (decay 0 = raw weights).
