@@ -101,8 +101,9 @@ class TrainConfig:
     def preset(cls, scale: Scale, **overrides) -> "TrainConfig":
         """Training of ``scale`` (:func:`tardiff.presets.sizes`): at paper scale TarDiff's settings
         (AdamW lr 1e-4, batch 256, 20,000 iterations, EMA 0.9999); at cpu scale (the defaults)
-        1,000 steps of batch 32, 60 to 80 s on one core with the cpu UNet (77 ms per step on
-        48 x 37 PhysioNet data); smoke checks that everything runs, not that it learns.
+        1,000 steps of batch 32, about a minute on one core with the cpu UNet (58 to 64 s per
+        PhysioNet denoiser, 48 x 37, in the cpu book); smoke checks that everything runs, not
+        that it learns.
 
         Examples
         --------
