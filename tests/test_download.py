@@ -137,10 +137,17 @@ def _tiny_set() -> tuple[bytes, bytes]:
     return buffer.getvalue(), outcomes
 
 
-def test_physionet_load_downloads_missing_files(server, tmp_path, monkeypatch):
-    archive, outcomes = _tiny_set()
+def _serve_tiny_set(server, monkeypatch, archive, outcomes):
+    """The loopback server serves a tiny set A under the challenge's names, with its own manifest."""
     server.files.update({"set-a.tar.gz": archive, "Outcomes-a.txt": outcomes})
     monkeypatch.setattr(physionet2012, "BASE_URL", server.url)
+    monkeypatch.setattr(physionet2012, "FILES", {"set-a.tar.gz": (len(archive), _digest(archive)),
+                                                 "Outcomes-a.txt": (len(outcomes), _digest(outcomes))})
+
+
+def test_physionet_load_downloads_missing_files(server, tmp_path, monkeypatch):
+    archive, outcomes = _tiny_set()
+    _serve_tiny_set(server, monkeypatch, archive, outcomes)
     folder = tmp_path / "physionet2012"
     with pytest.raises(DataError):  # presence checks never download
         physionet2012.find_source_files(folder)
@@ -155,8 +162,7 @@ def test_physionet_load_downloads_missing_files(server, tmp_path, monkeypatch):
 
 def test_named_folder_is_a_download_target_only_when_asked(server, tmp_path, monkeypatch, capfd):
     archive, outcomes = _tiny_set()
-    server.files.update({"set-a.tar.gz": archive, "Outcomes-a.txt": outcomes})
-    monkeypatch.setattr(physionet2012, "BASE_URL", server.url)
+    _serve_tiny_set(server, monkeypatch, archive, outcomes)
     folder = tmp_path / "named"
     with pytest.raises(DataError, match="does not exist"):
         load_cohort("physionet2012", folder, sets="a", progress=False)
@@ -169,8 +175,7 @@ def test_named_folder_is_a_download_target_only_when_asked(server, tmp_path, mon
 
 def test_default_folder_is_the_download_target(server, tmp_path, monkeypatch):
     archive, outcomes = _tiny_set()
-    server.files.update({"set-a.tar.gz": archive, "Outcomes-a.txt": outcomes})
-    monkeypatch.setattr(physionet2012, "BASE_URL", server.url)
+    _serve_tiny_set(server, monkeypatch, archive, outcomes)
     monkeypatch.setenv("TARDIFF_DATA_DIR", str(tmp_path / "root"))
     with pytest.raises(DataError, match="no PhysioNet 2012 data"):  # download=False: only a message
         load_cohort("physionet2012", sets="a", download=False, progress=False)
@@ -412,8 +417,21 @@ def test_yaib_demo_checksum_mismatch(server, yaib_demo, tmp_path, monkeypatch):
     assert sorted(p.name for p in folder.iterdir()) == ["dyn.parquet", "sta.parquet"]  # only the good ones stay
 
 
+def test_a_damaged_physionet_download_is_refused(server, tmp_path, monkeypatch):
+    archive, outcomes = _tiny_set()
+    _serve_tiny_set(server, monkeypatch, archive, outcomes)
+    server.files["Outcomes-a.txt"] = outcomes.replace(b"1,1,1,5", b"1,1,1,6")  # same size, other bytes
+    folder = tmp_path / "physionet2012"
+    with pytest.raises(DataError, match="Outcomes-a.txt.*sha256"):
+        physionet2012.load(folder, "mortality", sets="a", download=True, progress=False)
+    assert not (folder / "Outcomes-a.txt").exists()  # nothing unverified is left under the final name
+
+
 def test_the_published_checksums_match_the_shared_copies(shared_data):
     """The manifests were taken from ../shared/data: the demo tables decompressed, the YAIB files as they are."""
+    for name, (size, sha) in physionet2012.FILES.items():
+        local = shared_data / "physionet2012" / name
+        assert (local.stat().st_size, sha256_file(local)) == (size, sha), name
     for name, (size, sha) in mimic3.DEMO_FILES.items():
         body = gzip.decompress((shared_data / "mimic3_demo" / f"{name}.gz").read_bytes())
         assert (len(body), _digest(body)) == (size, sha), name

@@ -72,6 +72,15 @@ DEFAULT_TASK = "mortality"
 BASE_URL = "https://physionet.org/files/challenge-2012/1.0.0/"
 ALL_SETS = ("a", "b", "c")
 DEFAULT_SETS = ("a", "b")
+#: Size and SHA-256 of the challenge's files as PhysioNet serves them, checked after download.
+#: Taken from a copy of sets A and B; set C's files are not listed, so they are downloaded
+#: unchecked (a truncated or damaged archive then fails when it is parsed).
+FILES: dict[str, tuple[int, str]] = {
+    "set-a.tar.gz": (6610184, "5e4b3896a796169d576292570866f39a9042ae4875b5c46148d330bd650294b0"),
+    "Outcomes-a.txt": (79219, "2613ea60ccda29f87571a7d6b09ad130858a8ccd66325bd073365925026883c2"),
+    "set-b.tar.gz": (6630329, "5fefa0389dfcd00f419e8013327321ca7214b67e6f0928026b859613048c2c33"),
+    "Outcomes-b.txt": (79149, "1305f29734da374a809483229a99f33a9230aa8d4fa74b1a2d6ad788136423d5"),
+}
 #: Loader options that choose which source files are read (the registry checks those files).
 SOURCE_OPTIONS = ("sets",)
 N_HOURS = 48
@@ -159,7 +168,8 @@ def fetch(data_dir: Path, sets: Iterable[str] = DEFAULT_SETS, *, progress: bool 
     paths = source_files(data_dir, _check_sets(sets))
     for path in paths:
         if not path.is_file():
-            download_file(BASE_URL + path.name, path, progress=progress)
+            size, sha256 = FILES.get(path.name, (None, None))
+            download_file(BASE_URL + path.name, path, progress=progress, sha256=sha256, size=size)
     return paths
 
 
