@@ -9,6 +9,9 @@ from sklearn.model_selection import train_test_split
 
 from tardiff.errors import DataError, ParameterError
 
+#: Stays a class needs at the least: one each for training, validation and test.
+MIN_STAYS_PER_CLASS = 3
+
 
 @dataclass(frozen=True)
 class Split:
@@ -47,10 +50,9 @@ def stratified_split(
         raise ParameterError(f"fractions must be three positive numbers summing to 1, got {fractions}")
     y = np.asarray(y)
     counts = np.bincount(y, minlength=2)
-    if counts.min() < 3:
-        raise DataError(
-            f"each class needs at least 3 stays to appear in train, val and test; class counts are {counts.tolist()}"
-        )
+    if counts.min() < MIN_STAYS_PER_CLASS:
+        raise DataError(f"each class needs at least {MIN_STAYS_PER_CLASS} stays to appear in train, val and test; "
+                        f"class counts are {counts.tolist()}")
     positions = np.arange(len(y))
     train, rest = train_test_split(
         positions, train_size=fractions[0], stratify=y, random_state=random_state
@@ -84,8 +86,9 @@ def fit_and_test_split(y: np.ndarray, *, fit_positions: np.ndarray, test_positio
     pool = fit_positions
     if fit_stays is not None and fit_stays < len(pool):
         counts = np.bincount(y[pool], minlength=2)
-        if counts.min() < 3:
-            raise DataError(f"each class needs at least 3 stays to draw a training subsample; counts are {counts.tolist()}")
+        if counts.min() < MIN_STAYS_PER_CLASS:
+            raise DataError(f"each class needs at least {MIN_STAYS_PER_CLASS} stays to draw a training subsample; "
+                            f"counts are {counts.tolist()}")
         pool, rest = train_test_split(pool, train_size=fit_stays, stratify=y[pool], random_state=random_state)
         if not test_positions.size:  # every stay that was not drawn is a test stay
             test_positions = rest

@@ -15,7 +15,7 @@ import numpy as np
 from tardiff.data import PreparedCohort, load_cohort, prepare
 from tardiff.data.cache import hash_key
 from tardiff.data.cohort import concat_cohorts
-from tardiff.data.splits import fit_and_test_split
+from tardiff.data.splits import MIN_STAYS_PER_CLASS, fit_and_test_split
 from tardiff.errors import DataError
 from tardiff.experiment.config import ExperimentConfig
 from tardiff.guidance import GuidanceSet
@@ -37,8 +37,6 @@ class DataLedger:
                 raise RuntimeError(f"{len(leaked)} test stays reached {component}: the evaluation would be biased")
 
 
-#: Fewest stays of a class that still give every split (train, validation, test) both classes.
-MIN_STAYS_PER_CLASS = 3
 #: Seed offset of the simulated cohort's fresh test draw (never the training draw's seed).
 SIMULATED_TEST_SEED = 1_000_003
 
