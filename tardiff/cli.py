@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         guidance_set=args.guidance_set, guidance_norm=args.guidance_norm, guide_last=args.guide_last,
         device=args.device, out_dir=args.out, cache_dir=args.cache_dir,
         progress=not args.quiet, sets=args.sets, test_sets=args.test_sets, sweep_raw=args.sweep_raw,
-        sweep_unit=args.sweep_unit,
+        sweep_unit=args.sweep_unit, threads=args.threads,
     )
     executor.run(config, workers=args.workers, scheduler=args.scheduler)
     out = Path(config.out_dir)
@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="run the task graph on a local Dask cluster of N worker processes (default: in this process)")
+    p.add_argument("--threads", type=int, default=1, metavar="K",
+                   help="PyTorch CPU threads per task under every executor (default 1; the numbers depend on it, so "
+                        "a sequential run and --workers agree only at the same K; use --workers for more cores)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="submit the task graph to an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (its workers "
                         "must share --cache-dir and the data folder)")

@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal, Sequence
 
+import numpy as np
+
 from tardiff import registry
 from tardiff.data.cache import artifact_cache_dir
 from tardiff.errors import ParameterError
@@ -54,6 +56,9 @@ class ExperimentConfig:
     guidance_norm: GuidanceNorm = "raw"  # raw: the paper's w grad_x s; unit: w x the noise level
     guide_last: int = 0  # guide only the last k sampling steps (0: all, the paper)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # PyTorch's CPU threads inside every task, whichever executor runs it: the numbers depend on
+    # it (sums taken in another order), so it is one setting rather than each process's default
+    threads: int = 1
     out_dir: str = "runs/simulated"
     cache_dir: str | None = None  # None: $TARDIFF_CACHE_DIR/artifacts, else data/cache/artifacts
     progress: bool = True
@@ -81,6 +86,9 @@ class ExperimentConfig:
             raise ParameterError("tardiff_cal is chosen from the calibrated sweep, which is empty; pass sweep scales "
                                  "(--sweep-unit) or leave tardiff_cal out of --methods")
         _check_choice("device", self.device, DEVICES)
+        if isinstance(self.threads, bool) or not isinstance(self.threads, (int, np.integer)) or self.threads < 1:
+            raise ParameterError(f"threads must be a whole number >= 1 (PyTorch CPU threads per task); got {self.threads!r}")
+        self.threads = int(self.threads)
         if not self.methods:
             raise ParameterError("methods is empty; pass at least one of " + ",".join(registry.method_names()))
         if not self.evaluators:

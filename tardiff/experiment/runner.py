@@ -38,6 +38,7 @@ from tardiff.evaluation.utility import bootstrap_ci, choose_threshold, summarise
 from tardiff.experiment.config import ExperimentConfig
 from tardiff.experiment.data import CACHE_VERSION, DataLedger, content_hash, guidance_data, load_prepared
 from tardiff.guidance import GuidanceOptions
+from tardiff.presets import torch_threads
 
 SET_NAMES = ("pool_X", "pool_y", "balance_X", "balance_y")
 
@@ -63,7 +64,8 @@ class Experiment:
         self.prepared = load_prepared(config)
         self.timings: dict[str, float] = {"load_and_prepare_s": time.perf_counter() - start}
         self._memo: dict = {}  # trained components shared within this run
-        self.data_key = hash_key(config.scale, content_hash(self.prepared), CACHE_VERSION)
+        # the thread count joins every key: on a CPU it changes the numbers an artifact holds
+        self.data_key = hash_key(config.scale, content_hash(self.prepared), CACHE_VERSION, config.threads)
 
     def _time(self, key: str, seconds: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + seconds
@@ -305,7 +307,13 @@ class Experiment:
     # ---- the whole run
     def run(self) -> list[dict]:
         """Run (or resume) every method x protocol x seed x evaluator, the gates, the sweep and the
-        paired comparisons; write ``results.json`` and ``summary.csv``."""
+        paired comparisons; write ``results.json`` and ``summary.csv``.
+
+        PyTorch uses ``config.threads`` CPU threads meanwhile (as every executor's tasks do)."""
+        with torch_threads(self.config.threads):
+            return self._run()
+
+    def _run(self) -> list[dict]:
         from tardiff.experiment.sweep import run_sweep, wants_sweep
 
         cfg, p = self.config, self.prepared

@@ -121,11 +121,19 @@ def _select_gpu() -> None:
 
 def execute_task(config_dict: dict, kind: str, args: tuple, *upstream) -> str:
     """Run one task (``upstream`` are its dependencies' results, passed only to order the work)."""
+    from tardiff.presets import torch_threads
+
+    experiment = experiment_for(config_dict)
+    with torch_threads(experiment.config.threads):  # as in a sequential run: the same numbers
+        _execute(experiment, kind, args)
+    return "-".join(str(a) for a in (kind, *args))
+
+
+def _execute(experiment, kind: str, args: tuple) -> None:
     from tardiff.evaluation.protocols import training_sets
     from tardiff.experiment.sweep import sweep_point
     from tardiff.guidance import GuidanceOptions
 
-    experiment = experiment_for(config_dict)
     if kind == "denoiser":
         experiment.denoiser(*args)
     elif kind == "guidance_classifier":
@@ -146,4 +154,3 @@ def execute_task(config_dict: dict, kind: str, args: tuple, *upstream) -> str:
                 experiment.evaluated(method, seed, train_set, evaluators=(evaluator,))
     else:  # pragma: no cover - build_graph makes only the kinds above
         raise ValueError(f"unknown task kind {kind!r}")
-    return "-".join(str(a) for a in (kind, *args))
