@@ -83,47 +83,47 @@ NOTEBOOK_RUNS: tuple[NotebookRun, ...] = (
     NotebookRun(
         "simulated", "Simulated ICU cohort", EXPERIMENT_NOTEBOOK, "book/experiments/simulated.ipynb",
         "experiment", dataset="simulated", parameters={"dataset": "simulated", "task": "mortality"},
-        cpu_minutes=17.0,
+        cpu_minutes=14.2,
     ),
     NotebookRun(
         "physionet2012", "PhysioNet/CinC Challenge 2012", EXPERIMENT_NOTEBOOK,
         "book/experiments/physionet2012.ipynb", "experiment", dataset="physionet2012",
         data_subdirs=("physionet2012",), parameters={"dataset": "physionet2012", "task": "mortality"},
-        cpu_minutes=24.0,
+        cpu_minutes=20.9,
     ),
     NotebookRun(
         "mimic3", "MIMIC-III", EXPERIMENT_NOTEBOOK, "book/experiments/mimic3.ipynb", "experiment",
         dataset="mimic3", data_subdirs=("mimic3", "mimic3_demo"),
         parameters={"dataset": "mimic3", "task": "mortality"},
         demo_subdirs=("mimic3_demo",), demo_title="MIMIC-III demo (open, 100 patients)",
-        cpu_minutes=4.5,
+        cpu_minutes=4.2,
     ),
     NotebookRun(
         "eicu", "eICU-CRD", EXPERIMENT_NOTEBOOK, "book/experiments/eicu.ipynb", "experiment",
         dataset="eicu", data_subdirs=("eicu",), parameters={"dataset": "eicu", "task": "mortality"},
-        cpu_minutes=25.0,  # not measured (credentialed data): like PhysioNet, its training draw has the same size
+        cpu_minutes=21.0,  # not measured (credentialed data): like PhysioNet, its training draw has the same size
     ),
     NotebookRun(
         "eicu_demo", "eICU-CRD demo (YAIB mortality24 cohort)", EXPERIMENT_NOTEBOOK,
         "book/experiments/eicu_demo.ipynb", "experiment", dataset="yaib",
         data_subdirs=("yaib/mortality24/eicu_demo", "yaib_demo/mortality24/eicu_demo"),
         parameters={"dataset": "yaib", "task": "mortality24"},
-        cpu_minutes=13.5,
+        cpu_minutes=12.2,
     ),
     NotebookRun(
         "tutorial_01_diffusion", "Tutorial 1: diffusion models for ICU time series",
         "notebooks/tutorial_01_diffusion.ipynb", "book/teaching/tutorial_01_diffusion.ipynb", "teaching",
-        cpu_minutes=2.5,
+        cpu_minutes=2.1,
     ),
     NotebookRun(
         "tutorial_02_influence", "Tutorial 2: influence of a training sample",
         "notebooks/tutorial_02_influence.ipynb", "book/teaching/tutorial_02_influence.ipynb", "teaching",
-        cpu_minutes=1.0,
+        cpu_minutes=0.9,
     ),
     NotebookRun(
         "tutorial_03_guidance", "Tutorial 3: influence-guided sampling",
         "notebooks/tutorial_03_guidance.ipynb", "book/teaching/tutorial_03_guidance.ipynb", "teaching",
-        cpu_minutes=1.7,
+        cpu_minutes=1.6,
     ),
 )
 
