@@ -341,8 +341,9 @@ def results_markdown(df: pd.DataFrame, comparisons: pd.DataFrame | None = None,
     lines = [
         "### At a glance",
         "",
-        ("Each TarDiff variant against the best baseline (the one that gains most over real data alone, at its best "
-         "protocol), as the paired AUPRC difference on the same test stays:" if from_comparisons else
+        ("Each TarDiff variant against the best baseline (of those that pass the quality gate, the one that gains "
+         "most over real data alone, at its best protocol), as the paired AUPRC difference on the same test stays:"
+         if from_comparisons else
          "Test AUPRC, each method at its best protocol (mean ± standard deviation over seeds):"),
         "",
         *[f"- {line}" for line in verdict_sentences(df.assign(title=df["run"].map(titles)), comparisons=comparisons,
