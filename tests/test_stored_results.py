@@ -61,8 +61,10 @@ def test_the_command_in_the_provenance_repeats_the_run():
     assert args.data_dir == "$TARDIFF_DATA_DIR/physionet2012" and '"$TARDIFF_DATA_DIR/physionet2012"' in command
     assert (args.guidance_norm, args.guide_last, args.sweep_raw, args.sweep_unit, args.sets, args.device) == (
         "unit", 5, "0,100", "0.1,1", "ab", "cuda")
-    assert "--guidance-scale" not in command  # defaults that cannot drift stay out
+    assert "--guidance-scale" not in command and "--threads" not in command  # defaults that cannot drift stay out
     assert run_command({**CONFIG, "split_seed": 3}).endswith("# with split_seed=3")
+    threaded = build_parser().parse_args(shlex.split(run_command({**CONFIG, "threads": 4}))[1:])
+    assert threaded.threads == 4  # the thread count changes the numbers, so the command keeps it
 
 
 def test_store_run_keeps_results_and_provenance_without_machine_paths(tmp_path):

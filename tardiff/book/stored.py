@@ -174,7 +174,7 @@ def run_command(config: dict) -> str:
              ("scale", "--scale"), ("methods", "--methods"), ("seeds", "--seeds"), ("evaluators", "--evaluators"),
              ("guidance_scale", "--guidance-scale"), ("guidance_set", "--guidance-set"),
              ("guidance_norm", "--guidance-norm"), ("guide_last", "--guide-last"), ("sweep_raw", "--sweep-raw"),
-             ("sweep_unit", "--sweep-unit"), ("device", "--device"))
+             ("sweep_unit", "--sweep-unit"), ("device", "--device"), ("threads", "--threads"))
     for name, flag in flags:
         value = config.get(name)
         if value is None or (name not in ("methods", "seeds", "evaluators", "sweep_raw", "sweep_unit", "scale")
