@@ -397,6 +397,15 @@ def _gate_note(failures: dict, method: str, run=None) -> str:
     return "; ".join(failures.get(method if run is None else (run, method), []))
 
 
+def _passing_or_all(frame: pd.DataFrame, column: str, failures: dict, run=None) -> pd.DataFrame:
+    """The rows whose generator (named in ``column``) passes the quality gate; all rows when none does.
+
+    A baseline that fails the gate is no fair yardstick, so the best baseline is sought among
+    those that pass, and among all only when none does."""
+    passing = frame[[not _gate_note(failures, method, run) for method in frame[column]]]
+    return passing if not passing.empty else frame
+
+
 def _setting(row) -> tuple:
     """(protocol, ratio) of a comparison row, the ratio None when the protocol has none."""
     return row["protocol"], None if pd.isna(row["alpha"]) else round(float(row["alpha"]), 9)
@@ -416,10 +425,7 @@ def _comparison_verdicts(comparisons: pd.DataFrame, failures: dict) -> list[dict
             if mine.empty:
                 continue
             run = row_keys.get("run")
-            # a baseline whose generator fails the quality gate is no fair yardstick: the best is
-            # sought among those that pass, and among all only when none does
-            passing = mine[[not _gate_note(failures, b, run) for b in mine["baseline"]]]
-            mine = passing if not passing.empty else mine
+            mine = _passing_or_all(mine, "baseline", failures, run)
             # the best baseline at its best setting: the largest gain over real data alone among the
             # settings TarDiff shares with it; without real data, the setting hardest for TarDiff
             scored = [(against_real[(r["baseline"], *_setting(r))]["delta_auprc"], r) for _, r in mine.iterrows()
@@ -461,8 +467,7 @@ def _summary_verdicts(summary: pd.DataFrame, metric: str, failures: dict) -> lis
         for side, names in roles.items():
             candidates = part[part["method"].isin(names) & part[mean].notna()]
             if side == "baseline":  # as with comparisons: a gate-passing baseline when there is one
-                passing = candidates[[not _gate_note(failures, m, row.get("run")) for m in candidates["method"]]]
-                candidates = passing if not passing.empty else candidates
+                candidates = _passing_or_all(candidates, "method", failures, row.get("run"))
             best = None if candidates.empty else candidates.loc[candidates[mean].idxmax()]
             row[side] = None if best is None else best["method"]
             row[f"{side}_protocol"] = None if best is None else best["protocol"]
