@@ -16,9 +16,11 @@ hidden units), so without the gate the prediction has rank at most the hidden wi
 noisiest steps, where the noise is nearly all of ``x_t``, the coordinates outside that rank are
 predicted as zero, and every ancestral step then multiplies them by ``1 / sqrt(1 - beta_t)``
 instead of shrinking them, ``1 / sqrt(abar_T)`` (about 180) over the chain. Measured at cpu
-scale: MCRAGE's PhysioNet rows came out 264 times the real scale (eICU demo: 232), the 7-column
-simulated ones were fine. The gate starts at zero, so an untrained network is MCRAGE's;
-``input_gate=False`` is MCRAGE's architecture exactly.
+scale: MCRAGE's PhysioNet rows came out 264 times the real scale (eICU demo: 232). The gate
+removes that limit, not the overshoot of classifier-free guidance at w = 4 on the minority
+class, which still throws those rows off the scale at cpu scale (see the methods chapter). The
+gate starts at zero, so an untrained network is MCRAGE's; ``input_gate=False`` is MCRAGE's
+architecture exactly.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from tardiff.diffusion.unet import zeroed
 from tardiff.errors import ParameterError
 
 Activation = Literal["silu", "gelu"]
@@ -112,12 +115,8 @@ class MLPDenoiser(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(h, h) for _ in range(config.n_layers))
         self.act = _ACTIVATIONS[config.activation]()
         self.out = nn.Linear(h, n_dim)  # linear: the noise prediction must reach any real value
-        self.input_gate = None
-        if config.input_gate:
-            # per-coordinate gate of x_t from the time embedding; zero at first: the network starts as MCRAGE's
-            self.input_gate = nn.Linear(h, n_dim)
-            nn.init.zeros_(self.input_gate.weight)
-            nn.init.zeros_(self.input_gate.bias)
+        # per-coordinate gate of x_t from the time embedding; zero at first: the network starts as MCRAGE's
+        self.input_gate = zeroed(nn.Linear(h, n_dim)) if config.input_gate else None
 
     @property
     def init_kwargs(self) -> dict:

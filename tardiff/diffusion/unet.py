@@ -155,7 +155,8 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return emb
 
 
-def _zero(module: nn.Module) -> nn.Module:
+def zeroed(module: nn.Module) -> nn.Module:
+    """``module`` with every parameter set to zero (a layer that starts as a no-op: gates, last convolutions)."""
     for p in module.parameters():
         nn.init.zeros_(p)
     return module
@@ -171,7 +172,7 @@ class ResBlock(nn.Module):
         self.emb = nn.Linear(emb_dim, 2 * out_ch)
         self.norm2 = nn.GroupNorm(_groups(out_ch, max_groups), out_ch)
         self.drop = nn.Dropout(dropout)
-        self.conv2 = _zero(nn.Conv1d(out_ch, out_ch, 3, padding=1))  # the block starts as the identity
+        self.conv2 = zeroed(nn.Conv1d(out_ch, out_ch, 3, padding=1))  # the block starts as the identity
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv1d(in_ch, out_ch, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -190,7 +191,7 @@ class AttentionBlock(nn.Module):
         self.heads = heads
         self.norm = nn.GroupNorm(_groups(channels, max_groups), channels)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
-        self.proj = _zero(nn.Conv1d(channels, channels, 1))
+        self.proj = zeroed(nn.Conv1d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         b, c, length = x.shape
@@ -278,10 +279,10 @@ class UNet1D(nn.Module):
                 self.up.append(nn.ModuleList(layers))
 
         self.out = nn.Sequential(nn.GroupNorm(_groups(ch, groups), ch), nn.SiLU(),
-                                 _zero(nn.Conv1d(ch, self.n_features, 3, padding=1)))
+                                 zeroed(nn.Conv1d(ch, self.n_features, 3, padding=1)))
         self._multiple = 2 ** (n_levels - 1)
         # Built last, so the other layers draw the same initial weights with or without it.
-        self.skip_gate = _zero(nn.Linear(emb_dim, 2 * self.n_features)) if c.level_skip else None
+        self.skip_gate = zeroed(nn.Linear(emb_dim, 2 * self.n_features)) if c.level_skip else None
 
     @property
     def null_label(self) -> int:
