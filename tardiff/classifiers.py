@@ -587,6 +587,9 @@ class TimeSeriesClassifier(ClassifierMixin, BaseEstimator):
 def save_classifier(clf: TimeSeriesClassifier, path) -> None:
     """Store a fitted :class:`TimeSeriesClassifier` (weights, config, what ``fit`` learned), atomically.
 
+    The file gets a SHA-256 sidecar (``path + ".sha256"``, see
+    :func:`~tardiff.data.cache.save_checkpoint`) that :func:`load_classifier` checks.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -600,7 +603,7 @@ def save_classifier(clf: TimeSeriesClassifier, path) -> None:
     """
     from dataclasses import asdict
 
-    from tardiff.data.cache import atomic_path
+    from tardiff.data.cache import save_checkpoint
 
     if not hasattr(clf, "module_"):
         raise ParameterError("only a fitted classifier can be saved; call fit first")
@@ -610,18 +613,54 @@ def save_classifier(clf: TimeSeriesClassifier, path) -> None:
         "fitted": {"history_": clf.history_, "best_epoch_": clf.best_epoch_, "best_val_auprc_": clf.best_val_auprc_,
                    "n_features_": clf.n_features_, "pos_weight_": clf.pos_weight_},
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_checkpoint(path, state)
 
 
-def load_classifier(path, device="cpu") -> TimeSeriesClassifier:
-    """The classifier written by :func:`save_classifier`, on ``device``, in eval mode."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    config = ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
-    device = resolve_device(device)
-    clf = TimeSeriesClassifier(config, device=device, **state["params"])
-    module = build_network(config, state["fitted"]["n_features_"])
-    module.load_state_dict(state["state_dict"])
+def load_classifier(path, device="cpu", *, if_damaged: Literal["raise", "none"] = "raise") -> TimeSeriesClassifier | None:
+    """The classifier written by :func:`save_classifier`, on ``device``, in eval mode, verified.
+
+    Parameters
+    ----------
+    path : path
+        The ``.pt`` file; its ``.sha256`` sidecar must match it.
+    device : str or torch.device
+    if_damaged : {"raise", "none"}
+        A file that is missing, truncated, edited or lacks its sidecar: "raise" (default) gives a
+        one-line :class:`~tardiff.errors.DataError`; "none" (for a cache, which rebuilds it)
+        returns None with a :class:`~tardiff.data.cache.CacheWarning` and deletes the file.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True):
+    ...     print(load_classifier("no/such/clf.pt", if_damaged="none"))
+    None
+    """
+    from tardiff.data.cache import CHECKPOINT_ERRORS, load_checkpoint, read_checkpoint
+
+    if if_damaged not in ("raise", "none"):
+        raise ParameterError(f"if_damaged must be 'raise' or 'none'; got {if_damaged!r}")
+    if if_damaged == "none":
+        state = load_checkpoint(path, map_location="cpu")
+        if state is None:
+            return None
+    else:
+        state = read_checkpoint(path, map_location="cpu")
+    try:
+        config = ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
+        device = resolve_device(device)
+        clf = TimeSeriesClassifier(config, device=device, **state["params"])
+        module = build_network(config, state["fitted"]["n_features_"])
+        module.load_state_dict(state["state_dict"])
+    except (*CHECKPOINT_ERRORS, AttributeError) as exc:  # verified, but not a classifier of this version
+        if if_damaged == "none":
+            from tardiff.data.cache import CacheWarning
+
+            warnings.warn(f"ignoring cached classifier {path} ({type(exc).__name__}: {exc}); it is rebuilt",
+                          CacheWarning, stacklevel=2)
+            return None
+        raise DataError(f"{path} is not a classifier written by save_classifier ({type(exc).__name__}: {exc}); "
+                        "train it again") from None
     clf.module_ = module.to(device).eval()
     for name, value in state["fitted"].items():
         setattr(clf, name, value)

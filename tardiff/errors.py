@@ -17,3 +17,7 @@ class DataError(TardiffError, ValueError):
 
 class ParameterError(TardiffError, ValueError):
     """A parameter has an invalid value."""
+
+
+class DataWarning(UserWarning):
+    """Input data had something the loader skipped (e.g. unknown parameter names); it says what and how often."""

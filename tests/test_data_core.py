@@ -46,7 +46,7 @@ def test_split_is_stratified_disjoint_and_seeded():
 
 
 def test_split_errors_are_one_line():
-    with pytest.raises(DataError, match="at least 3"):
+    with pytest.raises(DataError, match="at least 8"):
         stratified_split(np.array([0] * 50 + [1] * 2))
     with pytest.raises(ParameterError, match="summing to 1"):
         stratified_split(np.array([0, 1] * 10), fractions=(0.5, 0.5, 0.5))

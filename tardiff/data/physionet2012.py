@@ -30,11 +30,23 @@ The cohort
 - Sets: ``sets="ab"`` (the default) reads sets A and B; ``"a"`` reads set A alone (a
   folder holding only set A is usable that way); ``"abc"`` adds set C.
 
-Refused, never guessed (a one-line :class:`DataError` naming the archive member, the line
-and the RecordID): a time that is not ``HH:MM`` with minutes below 60, a negative time, a
-time after 48:00 (the published sets A and B have none, so such a line means an edited or
-different file, and binning it would put values in the wrong hour), a value that is not a
-finite number (``nan``, ``inf``), and a RecordID seen twice (in one archive or in two sets).
+Refused, never guessed (a one-line :class:`DataError` naming the file, the line and the
+RecordID): a time that is not ``HH:MM`` with minutes below 60, a negative time, a time after
+48:00 (the published sets A and B have none, so such a line means an edited or different
+file, and binning it would put values in the wrong hour), a value that is not a finite number
+(``nan``, ``inf``) or lies beyond float32's range (``1e39`` would become inf in the cohort), a
+RecordID that is not a whole number in 0..2^53 - 1 (larger ones cannot be told apart once read
+as numbers) or is seen twice (in one archive or in two sets), a byte-order mark at the start of
+a file (the published files have none; the message names it), and in ``Outcomes-<set>.txt``
+an ``In-hospital_death`` other than exactly 0 or 1 (``0.9`` or ``2`` is an edited file, not a
+label to round or drop) or a ``Length_of_stay`` that is not a whole number of days or -1.
+
+Dropped with a :class:`~tardiff.errors.DataWarning` naming counts and examples: lines whose
+parameter is none of the challenge's 41 names (``Foo``, ``hr``, `` HR``). The published sets A
+and B have none; such lines are most likely a misspelt name, whose values the warning makes
+visible, while refusing would make a file with one extra variable (a newer release) unusable.
+Their count is ``info["unknown_parameters"]`` and the first few are in
+``info["unknown_parameter_examples"]``.
 
 Known quirks of the published values, handled as follows (values so removed are counted in ``info``):
 
@@ -55,6 +67,7 @@ from __future__ import annotations
 import csv
 import io
 import tarfile
+import warnings
 import zlib
 from pathlib import Path
 from typing import Iterable
@@ -65,7 +78,7 @@ from tqdm import tqdm
 
 from tardiff.data.cohort import Cohort
 from tardiff.data.download import download_file
-from tardiff.errors import DataError, ParameterError
+from tardiff.errors import DataError, DataWarning, ParameterError
 
 TASKS = ("mortality", "los3")
 DEFAULT_TASK = "mortality"
@@ -102,6 +115,13 @@ DESCRIPTORS = ("RecordID", "Age", "Gender", "Height", "ICUType")  # plus the fir
 
 _FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
 _HEADER = "Time,Parameter,Value"
+_BOM = "\ufeff"
+#: The largest magnitude a value may have: the cohort holds float32, where more is inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: RecordIDs are read as numbers (the ``Value`` column); above 2^53 two ids can share one float.
+MAX_RECORD_ID = 2 ** 53 - 1
+#: How many unknown parameter names the warning and ``info`` quote.
+N_EXAMPLES = 3
 # Every valid time stamp, 00:00 to 48:00, and its minute. Looking the text up is both the
 # fastest parse and the strictest check: "-01:30", "00:75", "49:00" or "7:05" are not keys.
 _MINUTE_OF: dict[str, int] = {
@@ -227,12 +247,17 @@ def load(
     info["dropped_no_timeseries"] = int((~has_series).sum())
     if task == "mortality":
         y = outcomes["In-hospital_death"].to_numpy()
-        known = np.isin(y, (0, 1))
+        known = np.isin(y, (0, 1))  # always, since _read_outcomes refuses any other value
     else:
         los = outcomes["Length_of_stay"].to_numpy()
         known = los >= 0
         y = (los > 3).astype(np.int64)
     info["dropped_unknown_label"] = int((has_series & ~known).sum())
+    if info.get("unknown_parameters"):
+        warnings.warn(
+            f"skipped {info['unknown_parameters']} lines whose parameter is not one of the challenge's 41 names, e.g. "
+            f"{', '.join(info['unknown_parameter_examples'])}; fix the names (they are case- and space-sensitive) or "
+            "download the data again", DataWarning, stacklevel=2)
     keep = has_series & known
     X, ids, y = X[keep], ids[keep], y[keep].astype(np.int64)
     static = static[keep].reset_index(drop=True)
@@ -269,7 +294,10 @@ def _load_set(data_dir: Path, s: str, *, progress: bool, info: dict):
     archive = data_dir / f"set-{s}.tar.gz"
     ids, X, static, counts = _parse_archive(archive, progress=progress)
     for key, value in counts.items():
-        info[key] = info.get(key, 0) + value
+        if isinstance(value, list):  # the examples of unknown parameters: the first few over all sets
+            info[key] = (info.get(key, []) + value)[:N_EXAMPLES]
+        else:
+            info[key] = info.get(key, 0) + value
     outcomes = _read_outcomes(data_dir / f"Outcomes-{s}.txt")
     missing = ~np.isin(ids, outcomes.index.to_numpy())
     if missing.any():
@@ -282,20 +310,55 @@ def _load_set(data_dir: Path, s: str, *, progress: bool, info: dict):
 
 
 def _read_outcomes(path: Path) -> pd.DataFrame:
-    """Outcomes-<s>.txt as a frame indexed by RecordID."""
+    """Outcomes-<s>.txt as a frame indexed by RecordID; a one-line :class:`DataError` for any bad row.
+
+    Every row is checked, and the message names the file, the line and the RecordID: labels
+    exactly 0 or 1, Length_of_stay a whole number of days or -1 (unknown).
+    """
     needed = ("RecordID", "Length_of_stay", "In-hospital_death")
+    fix = "use the file as published (download it again)"
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
-        header, body = rows[0], [r for r in rows[1:] if r]
-        cols = [header.index(c) for c in needed]
-        table = np.array([[int(float(r[c])) for c in cols] for r in body], dtype=np.int64).reshape(-1, len(cols))
-    except (IndexError, ValueError, UnicodeDecodeError) as exc:
-        raise DataError(
-            f"{path} is not a PhysioNet 2012 outcomes file ({type(exc).__name__}: {exc}); "
-            f"expected a header with {', '.join(needed)}: download it again"
-        ) from None
-    frame = pd.DataFrame(table, columns=list(needed)).set_index("RecordID")
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path} is not a PhysioNet 2012 outcomes file ({type(exc).__name__}: {exc}); {fix}") from None
+    if rows and rows[0] and rows[0][0].startswith(_BOM):
+        raise DataError(f"{path} starts with a UTF-8 byte-order mark (BOM), which the published file does not have; "
+                        "save it without a BOM or download it again")
+    header = [h.strip() for h in rows[0]] if rows else []
+    absent = [c for c in needed if c not in header]
+    if absent:
+        raise DataError(f"{path} is not a PhysioNet 2012 outcomes file: its header lacks {', '.join(absent)} "
+                        f"(expected RecordID,SAPS-I,SOFA,Length_of_stay,Survival,In-hospital_death); {fix}")
+    cols = [header.index(c) for c in needed]
+    table = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row or not "".join(row).strip():
+            continue
+        rid = row[cols[0]].strip() if len(row) > cols[0] else "?"
+        where = f"{path.name} line {lineno} (RecordID {rid})"
+        if len(row) < len(header):
+            raise DataError(f"{where} has {len(row)} fields, the header {len(header)}; {fix}")
+        values = []
+        for name, c in zip(needed, cols):
+            try:
+                value = float(row[c])
+            except ValueError:
+                raise DataError(f"{where}: {name} {row[c]!r} is not a number; {fix}") from None
+            if not np.isfinite(value):
+                raise DataError(f"{where}: {name} {row[c]!r} is not a finite number; {fix}")
+            values.append(value)
+        record_id, los, death = values
+        if record_id != int(record_id) or not 0 <= record_id <= MAX_RECORD_ID:
+            raise DataError(f"{where}: RecordID {row[cols[0]]!r} is not a whole number in 0..{MAX_RECORD_ID}; {fix}")
+        if death not in (0.0, 1.0):
+            raise DataError(f"{where}: In-hospital_death {row[cols[2]]!r} is not 0 or 1; {fix}")
+        if los != int(los) or los < -1:
+            raise DataError(f"{where}: Length_of_stay {row[cols[1]]!r} is not a whole number of days or -1 "
+                            f"(unknown); {fix}")
+        table.append((int(record_id), int(los), int(death)))
+    frame = pd.DataFrame(np.array(table, dtype=np.int64).reshape(-1, len(needed)), columns=list(needed))
+    frame = frame.set_index("RecordID")
     if frame.index.duplicated().any():
         raise DataError(f"{path} lists RecordID {frame.index[frame.index.duplicated()][0]} twice; download it again")
     return frame
@@ -309,6 +372,7 @@ def _parse_archive(archive: Path, *, progress: bool):
     flat_index: list[int] = []  # (record * 48 + bin) * F + feature
     values: list[float] = []
     counts = {"unknown_parameters": 0}
+    unknown: list[tuple[str, int]] = []  # (parameter, line) of the first unknown names, for the warning
     member_of: dict[int, str] = {}  # RecordID -> archive member, to name both files of a duplicate
     try:
         with tarfile.open(archive, "r:gz") as tar, tqdm(
@@ -320,11 +384,18 @@ def _parse_archive(archive: Path, *, progress: bool):
                 text = tar.extractfile(member).read().decode("utf-8", errors="replace")
                 record = len(ids)
                 try:
-                    rid, desc = _parse_record(text, record * N_HOURS * n_feat, flat_index, values, counts)
+                    n_known = len(unknown)
+                    rid, desc = _parse_record(text, record * N_HOURS * n_feat, flat_index, values, counts, unknown)
+                    if len(unknown) > n_known:
+                        examples = counts.setdefault("unknown_parameter_examples", [])
+                        examples += [f"{name!r} ({member.name} line {line})" for name, line in unknown[n_known:]]
+                        del unknown[N_EXAMPLES:]
+                        del examples[N_EXAMPLES:]
                 except (ValueError, IndexError, KeyError) as exc:
                     raise DataError(
                         f"{archive.name}:{member.name}: malformed record ({exc}); expected lines "
-                        "'HH:MM,Parameter,Value' with times 00:00 to 48:00 and finite numbers: download the archive again"
+                        "'HH:MM,Parameter,Value' with times 00:00 to 48:00 and finite float32 numbers: download the "
+                        "archive again"
                     ) from None
                 if rid in member_of:
                     raise DataError(
@@ -362,13 +433,18 @@ def _parse_archive(archive: Path, *, progress: bool):
             static.iloc[order].reset_index(drop=True), counts)
 
 
-def _parse_record(text: str, base: int, flat_index: list, values: list, counts: dict):
+def _parse_record(text: str, base: int, flat_index: list, values: list, counts: dict,
+                  unknown: list | None = None):
     """Parse one record file; append its grid values; return (RecordID, descriptors).
 
     The loop is the hot path of the loader (3.5 million lines for sets A and B), so it checks
     only what it must; on any error :func:`_first_bad_line` re-reads the record to say where.
+    Unknown parameter names are counted in ``counts`` and the first :data:`N_EXAMPLES` of
+    them appended to ``unknown`` as (name, line number).
     """
     lines = text.split("\n")
+    if lines[0].startswith(_BOM):
+        raise ValueError("line 1 starts with a UTF-8 byte-order mark (BOM), which the published files do not have")
     if lines[0].strip() != _HEADER:
         raise ValueError(f"line 1 is not {_HEADER!r}")
     while lines and not lines[-1].strip():
@@ -382,6 +458,8 @@ def _parse_record(text: str, base: int, flat_index: list, values: list, counts: 
     desc_weight = None
     add_index, add_value = flat_index.append, values.append
     start = len(values)
+    top = FLOAT32_MAX
+    n_unknown = 0
     try:
         for line in lines[1:]:
             t, name, v = line.split(",")
@@ -389,7 +467,7 @@ def _parse_record(text: str, base: int, flat_index: list, values: list, counts: 
             # negative time cannot index into the previous record's row.
             minute = minute_of[t]
             value = float(v)
-            if value - value != 0:  # NaN or +-inf (inf - inf is NaN)
+            if not -top <= value <= top:  # NaN (every comparison is False), +-inf, or inf once float32
                 raise ValueError
             f = feature_index.get(name)
             if f is None:
@@ -398,7 +476,7 @@ def _parse_record(text: str, base: int, flat_index: list, values: list, counts: 
                         raise ValueError
                     desc[name] = value
                 else:
-                    counts["unknown_parameters"] += 1
+                    n_unknown += 1
             elif f == weight and minute == 0 and desc_weight is None:
                 desc_weight = value  # the admission descriptor, not a measurement
             elif minute < end:
@@ -410,10 +488,18 @@ def _parse_record(text: str, base: int, flat_index: list, values: list, counts: 
     except (ValueError, IndexError, KeyError):
         del flat_index[start:], values[start:]
         raise ValueError(_first_bad_line(lines)) from None
-    if desc["RecordID"] is None:
+    if n_unknown:
+        counts["unknown_parameters"] += n_unknown
+        if unknown is not None and len(unknown) < N_EXAMPLES:
+            for lineno, line in enumerate(lines[1:], start=2):  # rare: only records with unknown names
+                name = line.split(",")[1]
+                if name not in feature_index and name not in desc and len(unknown) < N_EXAMPLES:
+                    unknown.append((name, lineno))
+    rid = desc["RecordID"]
+    if rid is None:
         raise ValueError("no RecordID line")
-    if desc["RecordID"] != int(desc["RecordID"]):
-        raise ValueError(f"RecordID {desc['RecordID']:g} is not a whole number")
+    if rid != int(rid) or not 0 <= rid <= MAX_RECORD_ID:
+        raise ValueError(f"RecordID {rid:g} is not a whole number in 0..{MAX_RECORD_ID}")
     desc["Weight"] = desc_weight
     gender = desc["Gender"]
     static = (
@@ -456,6 +542,8 @@ def _first_bad_line(lines: list[str]) -> str:
                 else:
                     if not np.isfinite(value):
                         problem = f"value {v!r} of {name} is not a finite number"
+                    elif abs(value) > FLOAT32_MAX:
+                        problem = f"value {v!r} of {name} is beyond float32's range (+-{FLOAT32_MAX:.4g})"
                     elif name == "RecordID":
                         if seen_rid:
                             problem = "a second RecordID line"

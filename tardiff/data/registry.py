@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tardiff.data.cache import default_cache_dir, file_fingerprint, hash_key, load_cohort_file, save_cohort
+from tardiff.data.cache import CacheWarning, default_cache_dir, file_fingerprint, hash_key, load_cohort_file, save_cohort
 from tardiff.data.cohort import Cohort
 from tardiff.data.yaib import DEMO_COHORTS
 from tardiff.errors import DataError, ParameterError
@@ -412,7 +413,9 @@ def load_cohort(
     task : str, optional
         One of the dataset's tasks; its default task when omitted.
     cache : bool
-        Reuse (and write) the parsed cohort, keyed by the source files and the options.
+        Reuse (and write) the parsed cohort, keyed by the content (SHA-256) of the source
+        files and the options. A cache folder that cannot be written gives a
+        :class:`~tardiff.data.cache.CacheWarning` and the freshly parsed cohort.
     cache_dir : path, optional
         Where parsed cohorts are kept; :func:`~tardiff.data.cache.default_cache_dir` when omitted.
     download : bool or None
@@ -462,7 +465,11 @@ def load_cohort(
     cohort = load_cohort_file(path)
     if cohort is None:
         cohort = module.load(where, task, **loader_options)
-        save_cohort(path, cohort)
+        try:
+            save_cohort(path, cohort)
+        except OSError as exc:  # a read-only cache costs the next run a parse, not this run its result
+            warnings.warn(f"cannot write the parsed-cohort cache {path.parent} ({exc.strerror or exc}); continuing "
+                          "without it: set $TARDIFF_CACHE_DIR to a writable folder", CacheWarning, stacklevel=2)
     return cohort
 
 

@@ -9,8 +9,11 @@ from sklearn.model_selection import train_test_split
 
 from tardiff.errors import DataError, ParameterError
 
-#: Stays a class needs at the least: one each for training, validation and test.
-MIN_STAYS_PER_CLASS = 3
+#: Stays a class needs at the least for :func:`stratified_split`'s default 80/10/10 split. Not
+#: 3 (one per part): scikit-learn's stratified 80/20 cut gives the 20% part round(0.2 n) stays of
+#: a class, and cutting that part in two again needs 2 of them, so n = 3..7 fail (measured for
+#: cohorts of 20 to 12,000 stays; tests/test_data_integrity.py checks every count from 1 to 10).
+MIN_STAYS_PER_CLASS = 8
 
 
 @dataclass(frozen=True)
@@ -54,11 +57,15 @@ def stratified_split(
         raise DataError(f"each class needs at least {MIN_STAYS_PER_CLASS} stays to appear in train, val and test; "
                         f"class counts are {counts.tolist()}")
     positions = np.arange(len(y))
-    train, rest = train_test_split(
-        positions, train_size=fractions[0], stratify=y, random_state=random_state
-    )
-    val_share = fractions[1] / (fractions[1] + fractions[2])
-    val, test = train_test_split(rest, train_size=val_share, stratify=y[rest], random_state=random_state)
+    try:
+        train, rest = train_test_split(
+            positions, train_size=fractions[0], stratify=y, random_state=random_state
+        )
+        val_share = fractions[1] / (fractions[1] + fractions[2])
+        val, test = train_test_split(rest, train_size=val_share, stratify=y[rest], random_state=random_state)
+    except ValueError as exc:  # other fractions can need more stays than the default's minimum
+        raise DataError(f"cannot split class counts {counts.tolist()} into {fractions} with every class in every "
+                        f"part ({exc}); use a larger cohort or larger validation and test fractions") from None
     return Split(train=np.sort(train), val=np.sort(val), test=np.sort(test))
 
 
@@ -89,13 +96,21 @@ def fit_and_test_split(y: np.ndarray, *, fit_positions: np.ndarray, test_positio
         if counts.min() < MIN_STAYS_PER_CLASS:
             raise DataError(f"each class needs at least {MIN_STAYS_PER_CLASS} stays to draw a training subsample; "
                             f"counts are {counts.tolist()}")
-        pool, rest = train_test_split(pool, train_size=fit_stays, stratify=y[pool], random_state=random_state)
+        try:
+            pool, rest = train_test_split(pool, train_size=fit_stays, stratify=y[pool], random_state=random_state)
+        except ValueError as exc:  # fit_stays too small to hold both classes
+            raise DataError(f"cannot draw {fit_stays} training stays with both classes from counts "
+                            f"{counts.tolist()} ({exc}); use a larger training subsample") from None
         if not test_positions.size:  # every stay that was not drawn is a test stay
             test_positions = rest
     counts = np.bincount(y[pool], minlength=2)
     if counts.min() < 2:
         raise DataError(f"training and validation need both classes twice at least; class counts are {counts.tolist()}")
-    train, val = train_test_split(pool, test_size=val_share, stratify=y[pool], random_state=random_state)
+    try:
+        train, val = train_test_split(pool, test_size=val_share, stratify=y[pool], random_state=random_state)
+    except ValueError as exc:  # a validation share too small to hold both classes
+        raise DataError(f"cannot cut a validation part with both classes from training counts {counts.tolist()} "
+                        f"({exc}); use a larger cohort") from None
     if np.bincount(y[test_positions], minlength=2).min() < 1:
         raise DataError("the test split lacks a class; use a larger cohort")
     return Split(train=np.sort(train), val=np.sort(val), test=np.sort(test_positions))

@@ -10,7 +10,9 @@ bit-identical to an uninterrupted one.
 A checkpoint is a ``torch.save`` file holding only tensors, dicts, lists, strings and
 numbers (read with ``weights_only=True``): model and EMA weights, optimizer state, step,
 generator state, the losses so far, ``asdict`` of the training and model configurations,
-the process's betas and ``tardiff.__version__``.
+the process's betas and ``tardiff.__version__``. Beside it, ``<checkpoint>.sha256`` holds the
+file's SHA-256: a checkpoint that does not match it (edited, truncated) is never trusted; a
+resumed training run warns and starts afresh, :func:`load_denoiser` refuses it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 import tardiff
-from tardiff.data.cache import atomic_path
+from tardiff.data.cache import load_checkpoint, read_checkpoint, save_checkpoint
 from tardiff.diffusion.process import GaussianDiffusion
 from tardiff.errors import DataError, ParameterError
 from tardiff.presets import Scale, resolve_device, seeded_global_rng, sizes, torch_generator
@@ -174,11 +176,20 @@ def _check_data(X, y, model) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def _read_checkpoint(path: Path, device) -> dict:
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # a damaged or foreign file: say which and what to do
-        raise ParameterError(f"cannot read checkpoint {path} ({type(err).__name__}); delete it to start afresh") from err
+def _read_checkpoint(path: Path, device, *, rebuild: bool = False) -> dict | None:
+    """The verified checkpoint (SHA-256 sidecar, see :func:`~tardiff.data.cache.save_checkpoint`).
+
+    ``rebuild=False`` (a checkpoint the user loads): a damaged, edited or foreign file is a
+    one-line error. ``rebuild=True`` (training resumes from it): such a file gives a
+    :class:`~tardiff.data.cache.CacheWarning`, is deleted, and None is returned, so training
+    starts afresh instead of trusting it.
+    """
+    if rebuild:
+        ckpt = load_checkpoint(path, map_location=device)
+        if ckpt is None:
+            return None
+    else:
+        ckpt = read_checkpoint(path, map_location=device)
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise ParameterError(f"{path} is not a tardiff diffusion checkpoint (format {CHECKPOINT_FORMAT}); "
                              "delete it or choose another checkpoint_path")
@@ -255,8 +266,8 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
     start = 0
 
     path = Path(checkpoint_path) if checkpoint_path is not None else None
-    if path is not None and path.exists():
-        ckpt = _read_checkpoint(path, device)
+    ckpt = _read_checkpoint(path, device, rebuild=True) if path is not None and path.exists() else None
+    if ckpt is not None:
         stored = {k: v for k, v in ckpt["train_config"].items() if k not in _RESUMABLE_CHANGES}
         current = {k: v for k, v in asdict(config).items() if k not in _RESUMABLE_CHANGES}
         if _comparable(ckpt["model_spec"]) != _comparable(spec) or _comparable(stored) != _comparable(current):
@@ -290,8 +301,7 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
             "data_fingerprint": fingerprint,
             "seed": int(seed),
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        save_checkpoint(path, payload)  # atomic, with the SHA-256 sidecar a resume or load checks
 
     X_t = torch.from_numpy(X).to(device)
     y_t = torch.from_numpy(y).to(device)
