@@ -80,8 +80,10 @@ class ExperimentConfig:
         self.guidance  # checks w, the guidance set, evaluate_at and similarity
         self.sweep_raw = tuple(float(w) for w in (preset.sweep_raw if self.sweep_raw is None else self.sweep_raw))
         self.sweep_unit = tuple(float(w) for w in (preset.sweep_unit if self.sweep_unit is None else self.sweep_unit))
-        for w in self.sweep_raw + self.sweep_unit:
-            GuidanceOptions(guidance_scale=w)  # finite numbers
+        for name in ("sweep_raw", "sweep_unit"):  # name the option: GuidanceOptions would say guidance_scale
+            bad = [w for w in getattr(self, name) if not np.isfinite(w)]
+            if bad:
+                raise ParameterError(f"{name} (--{name.replace('_', '-')}) must hold finite numbers; got {bad[0]!r}")
         if "tardiff_cal" in self.methods and not self.sweep_unit:
             raise ParameterError("tardiff_cal is chosen from the calibrated sweep, which is empty; pass sweep scales "
                                  "(--sweep-unit) or leave tardiff_cal out of --methods")
@@ -106,11 +108,14 @@ class ExperimentConfig:
             if value is not None and self.dataset != "physionet2012":
                 raise ParameterError(f"{name} applies to physionet2012 only, not {self.dataset}; leave "
                                      f"--{name.replace('_', '-')} out")
-            if value is not None and (not value or set(value) - set("abc")):
-                raise ParameterError(f"{name} must be letters of the challenge sets a, b, c (e.g. 'ab'); got {value!r}")
+            if value is not None and (not value or set(value) - set("abc") or len(set(value)) != len(value)):
+                raise ParameterError(f"{name} must be distinct letters of the challenge sets a, b, c (e.g. 'ab'); "
+                                     f"got {value!r}")  # 'aa' too, as `tardiff data --sets aa` refuses it
         if self.test_sets is not None and self.sets is not None and set(self.test_sets) & set(self.sets):
             raise ParameterError(f"set(s) {''.join(sorted(set(self.test_sets) & set(self.sets)))} would be trained "
                                  "and tested on; --sets and --test-sets must not share a set")
+        if self.test_sets is not None and self.data_dir is not None:
+            _check_test_sets_present(self.data_dir, self.test_sets)
         resolve_device(self.device)  # 'cuda' without a CUDA device fails here, before any work
 
     @classmethod
@@ -193,8 +198,26 @@ def split_list(value: str | Sequence) -> tuple[str, ...]:
     >>> split_list("real, smote,")
     ('real', 'smote')
     """
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        value = [value]  # a single seed or scale, as papermill passes `-p seeds 0`
     items = str(value).split(",") if isinstance(value, str) else value
     return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+def _check_test_sets_present(data_dir: str, test_sets: str) -> None:
+    """Refuse held-out sets the named folder lacks, saying so (not suggesting ``--sets``, which cannot help)."""
+    from tardiff.data.physionet2012 import sets_found
+
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        return  # the loader's own message says the folder is missing
+    have = sets_found(folder)
+    missing = [s for s in test_sets if s not in have]
+    if missing:
+        files = ", ".join(f"set-{s}.tar.gz and Outcomes-{s}.txt" for s in missing)
+        raise ParameterError(f"--test-sets {test_sets} holds set(s) {', '.join(missing)} out as the test split, but "
+                             f"{folder} has no {files} (it holds set(s) {', '.join(have) or 'none'}): add them from "
+                             "https://physionet.org/content/challenge-2012/1.0.0/ or leave --test-sets out")
 
 
 MAX_SEED = 2 ** 32 - 1  # numpy's and scikit-learn's random_state range
