@@ -116,8 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"tardiff_cal: {chosen['guidance_norm']} guidance at w={chosen['guidance_scale']:g}, chosen on validation AUPRC")
     for c in results.get("comparisons", []):
         if registry.method(c["method"]).role == "tardiff" and c["baseline"] != "real" and c["protocol"] == "tstr":
-            print(f"{c['method']} - {c['baseline']} (TSTR, {c['evaluator']}): delta AUPRC {c['delta_auprc']:+.3f} "
-                  f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], p = {c['p_value']:.3f}, {c['n_seeds']} seed(s)")
+            print(f"{c['method']} - {c['baseline']} (TSTR, {c['evaluator']}): delta AUPRC {_num(c['delta_auprc'], '+.3f')} "
+                  f"[{_num(c['ci_low'], '+.3f')}, {_num(c['ci_high'], '+.3f')}], p = {_num(c['p_value'], '.3f')}, "
+                  f"{c['n_seeds']} seed(s)")
     ref = results["reference"]
     line = f"test split: {ref['n_test']} stays, prevalence (AUPRC of a random ranking) {ref['prevalence']:.3f}"
     if "bayes" in ref:
@@ -125,6 +126,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(line)
     print(f"wrote {config.out_dir}/results.json and {config.out_dir}/summary.csv")
     return 0
+
+
+def _num(value, spec: str) -> str:
+    """``value`` formatted with ``spec``; "n/a" for null (results.json writes NaN as null: strict JSON)."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def cmd_book(args: argparse.Namespace) -> int:
@@ -159,6 +165,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from tardiff.presets import resolve_device
 
+    if args.repeats < 1:  # checked before any work; statistics of zero timings are undefined
+        raise ParameterError(f"--repeats must be a whole number >= 1 (timed repetitions); got {args.repeats}")
     device = resolve_device(args.device).type
     config = args.config or ("paper" if device == "cuda" else "cpu")
     result = run_speed_benchmark(config, device=device, repeats=args.repeats)

@@ -96,8 +96,11 @@ def download_file(url: str, dest: str | os.PathLike, *, progress: bool = True, t
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         # HTTPError is a URLError; timeouts are OSError; a cut connection is an HTTPException
         reason = getattr(exc, "reason", None) or exc
+        # Offline, nothing was written: mention a partial file only when one exists to resume.
+        resume = (f"the {part.stat().st_size}-byte partial file {part.name} is resumed"
+                  if part.is_file() and part.stat().st_size else "nothing was written")
         raise DataError(
-            f"could not download {url} ({reason}); retry later (the partial file {part.name} is resumed) "
+            f"could not download {url} ({reason}); retry later ({resume}) "
             "or pass --data-dir to a folder that already holds the files"
         ) from None
     _verify(part, url, dest.name, sha256=sha256, size=size)

@@ -25,7 +25,9 @@ The cohort
 - Tasks: ``mortality24`` uses the per-stay label as is. ``aki`` and ``sepsis`` have hourly
   labels; a stay is positive when any hour is positive. Note that the series then covers
   the hours around and after onset, so this is stay-level detection, not early prediction.
-  Labels other than 0/1 (or booleans) raise :class:`DataError`.
+  Labels other than 0/1 (or booleans) raise :class:`DataError`, and so do a ``stay_id`` that
+  is missing or not a whole number and a feature value that is infinite or beyond float32's
+  range (NaN is missing, as usual).
 - Stays without rows in ``dyn`` or without a label are dropped and counted in ``info``.
 - A stay listed twice is refused with a one-line :class:`DataError` naming it: the same
   ``stay_id`` on two rows of ``sta`` (or of ``outc`` for a per-stay task), or the same
@@ -162,6 +164,13 @@ def _read(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot read {path} ({type(exc).__name__}: {exc}); rebuild or re-copy the file") from None
     if "stay_id" not in frame.columns:
         raise DataError(f"{path} has no stay_id column; is it a YAIB cohort file?")
+    ids = pd.to_numeric(frame["stay_id"], errors="coerce").to_numpy(dtype=float)
+    # stay_ids become int64: a missing, fractional or huge one would be truncated onto another stay
+    bad = ~(np.isfinite(ids) & (ids == np.floor(ids)) & (np.abs(ids) < 2 ** 53))
+    if bad.any():
+        raise DataError(f"{path}: stay_id {frame['stay_id'][bad].iloc[0]!r} (row {int(np.argmax(bad))}) is not a whole "
+                        "number; rebuild the cohort with YAIB/ricu")
+    frame["stay_id"] = ids.astype(np.int64)
     return frame
 
 
@@ -199,7 +208,8 @@ def load(data_dir: Path | None, task: str = DEFAULT_TASK, *, hours: int | None =
         raise DataError(f"{dyn_path} has no time column; is it a YAIB dyn file?")
     hour = _hours(dyn["time"], dyn_path)
     _refuse_repeats(dyn, ["stay_id", "time"], dyn_path)
-    T = int(hours) if hours is not None else int(np.nanmax(hour)) if len(hour) else 0
+    timed = hour[~np.isnan(hour)]  # every time missing: no window to infer (nanmax would give NaN)
+    T = int(hours) if hours is not None else int(timed.max()) if timed.size else 0
     if T < 1:
         raise DataError(f"{dyn_path} covers no whole hour; pass hours=... or check the file")
     features = [c for c in dyn.columns if c not in ("stay_id", "time") and pd.api.types.is_numeric_dtype(dyn[c])]
@@ -220,6 +230,12 @@ def load(data_dir: Path | None, task: str = DEFAULT_TASK, *, hours: int | None =
     row = pd.Series(np.arange(len(stay_ids)), index=stay_ids).reindex(dyn["stay_id"].to_numpy()).to_numpy()
     inside &= ~np.isnan(row)
     cells = dyn.loc[inside, features].astype(np.float64)
+    values = cells.to_numpy()
+    huge = np.isinf(values) | (np.abs(np.nan_to_num(values)) > np.finfo(np.float32).max)
+    if huge.any():  # inf, or inf once stored as float32: refused like any non-finite value
+        r, c = np.argwhere(huge)[0]
+        raise DataError(f"{dyn_path}: {features[c]} = {values[r, c]!r} for stay_id {dyn['stay_id'][inside].iloc[r]} "
+                        "is not a finite float32 number; fix or remove the value")
     cells.columns = range(len(features))
     cells["_row"], cells["_hour"] = row[inside].astype(np.int64), hour[inside].astype(np.int64)
     # (stay, hour) is unique (checked above), so this only reshapes; mean() keeps it safe regardless.
