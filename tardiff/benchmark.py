@@ -17,6 +17,7 @@ untrained (timing does not depend on the weights). Results are written as JSON t
 
 from __future__ import annotations
 
+import collections
 import platform
 import statistics
 import time
@@ -25,10 +26,83 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 import tardiff
 from tardiff.data.cache import write_json
 from tardiff.presets import DEFAULT_GUIDANCE_SCALE, build_seeded, torch_generator
+
+
+#: PhysioNet 2012's grid, the largest of the open datasets the runner meets.
+RUNNER_SHAPE = (48, 37)
+
+
+class _OpCounter(TorchDispatchMode):
+    """Counts the aten operators dispatched inside it, views excluded (they launch no kernel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts: collections.Counter = collections.Counter()
+        self.syncs = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.counts[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_ops(fn, *, by_name: bool = False):
+    """The number of aten operators ``fn()`` dispatches (views excluded), or a Counter by name.
+
+    On the meta device nothing is computed, so paper-scale networks are counted in a second.
+    Counts do not depend on the batch size.
+
+    Examples
+    --------
+    >>> x = torch.zeros(4, 6, device="meta")
+    >>> count_ops(lambda: (x.t() * 2).sum())
+    2
+    """
+    with _OpCounter() as counter:
+        fn()
+    return counter.counts if by_name else sum(counter.counts.values())
+
+
+def _unet_inputs(config: str, batch: int, device, n_steps: int = RUNNER_SHAPE[0], n_features: int = RUNNER_SHAPE[1]):
+    from tardiff.diffusion import UNet1D, UNetConfig
+
+    with torch.device(device):
+        model = UNet1D(UNetConfig.preset(config), n_features=n_features)
+        x = torch.randn(batch, n_steps, n_features)
+        t = torch.randint(0, 200, (batch,))
+        y = torch.randint(0, 2, (batch,))
+    return model, x, t, y
+
+
+def unet_ops(config: str = "paper", *, batch: int = 256, device="meta") -> tuple[int, int]:
+    """Operators of the ``config`` UNet's forward, and of its forward and backward, at the runner's shape.
+
+    Examples
+    --------
+    >>> fwd, fwd_bwd = unet_ops("smoke", batch=2)
+    >>> fwd < fwd_bwd
+    True
+    """
+    model, x, t, y = _unet_inputs(config, batch, device)
+    model(x, t, y)  # warm-up: builds the per-batch-size gather index once
+    fwd = count_ops(lambda: model(x, t, y))
+    fwd_bwd = count_ops(lambda: model(x, t, y).sum().backward())
+    return fwd, fwd_bwd
+
+
+def unet_flops(config: str = "paper", *, batch: int = 256, device="meta") -> int:
+    """FLOPs of one forward and backward of the ``config`` UNet at the runner's shape (flop_counter's count)."""
+    model, x, t, y = _unet_inputs(config, batch, device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(x, t, y).sum().backward()
+    return int(counter.get_total_flops())
 
 
 def _median_time(fn, repeats: int, device: str) -> float:
@@ -44,8 +118,6 @@ def _median_time(fn, repeats: int, device: str) -> float:
     return statistics.median(times)
 
 
-#: PhysioNet 2012's grid, the largest of the open datasets the runner meets.
-RUNNER_SHAPE = (48, 37)
 
 
 def _peak_memory_mb(device: str) -> float:

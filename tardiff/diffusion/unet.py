@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -163,7 +165,14 @@ def zeroed(module: nn.Module) -> nn.Module:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-conv twice, the embedding applied as scale and shift after the second norm."""
+    """GroupNorm-SiLU-conv twice, the embedding applied as scale and shift after the second norm.
+
+    ``forward(x, emb)`` runs the block on its own. :class:`UNet1D` instead passes ``affine``: the
+    per-sample, per-channel weight and bias of the second GroupNorm with the embedding's
+    ``(1 + scale, shift)`` folded in (``norm2(h) * (1 + scale) + shift`` is a group norm with
+    weight ``gamma (1 + scale)`` and bias ``beta (1 + scale) + shift``), computed for every block
+    at once (:meth:`UNet1D._modulations`), so the modulation costs no operator of its own.
+    """
 
     def __init__(self, in_ch: int, out_ch: int, emb_dim: int, dropout: float, max_groups: int):
         super().__init__()
@@ -175,16 +184,31 @@ class ResBlock(nn.Module):
         self.conv2 = zeroed(nn.Conv1d(out_ch, out_ch, 3, padding=1))  # the block starts as the identity
         self.skip = nn.Identity() if in_ch == out_ch else nn.Conv1d(in_ch, out_ch, 1)
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None,
+                affine: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        scale, shift = self.emb(F.silu(emb))[:, :, None].chunk(2, dim=1)
-        h = self.norm2(h) * (1 + scale) + shift
+        if affine is None:
+            scale, shift = self.emb(F.silu(emb))[:, :, None].chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift
+        else:
+            # The batch folded into the channels: one group norm per sample and group, with a
+            # weight and bias per sample and channel (flattened (B * C,), sample-major).
+            b, c, length = h.shape
+            weight, bias = affine
+            h = F.group_norm(h.view(1, b * c, length), b * self.norm2.num_groups, weight, bias,
+                             self.norm2.eps).view(b, c, length)
         h = self.conv2(self.drop(F.silu(h)))
         return self.skip(x) + h
 
 
 class AttentionBlock(nn.Module):
-    """Multi-head self-attention over time positions, with a residual connection."""
+    """Multi-head self-attention over time positions, with a residual connection.
+
+    Written with two batched products on the (channels, time) layout the convolutions use:
+    one copy puts q, k and v of every head side by side, and nothing else is transposed or
+    copied (the sequences are short, at most a few dozen positions, so a fused attention
+    kernel would save nothing and cost layout copies).
+    """
 
     def __init__(self, channels: int, heads: int, max_groups: int):
         super().__init__()
@@ -195,9 +219,13 @@ class AttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None = None) -> torch.Tensor:
         b, c, length = x.shape
-        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, length).transpose(-1, -2).unbind(1)
-        h = F.scaled_dot_product_attention(q, k, v)  # (b, heads, length, c // heads)
-        return x + self.proj(h.transpose(-1, -2).reshape(b, c, length))
+        d = c // self.heads
+        # (b, 3, heads, d, L) -> (b, heads, 3, d, L): one copy, then every head is a batch entry
+        qkv = self.qkv(self.norm(x)).view(b, 3, self.heads, d, length).transpose(1, 2).contiguous()
+        q, k, v = qkv.view(b * self.heads, 3, d, length).unbind(1)  # (b*heads, d, L) each, views
+        weights = torch.softmax(torch.bmm(q.transpose(1, 2), k) * d ** -0.5, dim=-1)  # (b*heads, L, L)
+        h = torch.bmm(v, weights.transpose(1, 2))  # (b*heads, d, L) = (b, c, L) without a copy
+        return x + self.proj(h.view(b, c, length))
 
 
 class UNet1D(nn.Module):
@@ -283,6 +311,14 @@ class UNet1D(nn.Module):
         self._multiple = 2 ** (n_levels - 1)
         # Built last, so the other layers draw the same initial weights with or without it.
         self.skip_gate = zeroed(nn.Linear(emb_dim, 2 * self.n_features)) if c.level_skip else None
+        # Every residual block in the order forward runs them (the order they were registered
+        # in), for the one batched embedding product of _modulations. A plain list: the blocks
+        # stay registered (and named in state_dict) where they are.
+        self._res_blocks = [m for m in self.modules() if isinstance(m, ResBlock)]
+        one = torch.cat([torch.cat([torch.ones(b.emb.out_features // 2), torch.zeros(b.emb.out_features // 2)])
+                         for b in self._res_blocks])
+        self.register_buffer("_scale_one", one, persistent=False)  # the "1 +" of every block's 1 + scale
+        self._emb_width = sum(b.emb.out_features // 2 for b in self._res_blocks)
 
     @property
     def null_label(self) -> int:
@@ -294,10 +330,57 @@ class UNet1D(nn.Module):
         """Constructor arguments besides ``config`` (used to rebuild the model from a checkpoint)."""
         return {"n_features": self.n_features}
 
+    def _modulations(self, silu_emb: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every residual block's second-norm ``(weight, bias)`` per sample, in the order blocks run.
+
+        One matrix product gives every block's ``(1 + scale, shift)`` (the blocks' ``emb``
+        weights are concatenated at call time, so the parameters and their state_dict names
+        stay those of the blocks); one gather puts them block after block, sample-major; one
+        product folds in each ``norm2``'s own weight and bias: ``weight = gamma (1 + scale)``,
+        ``bias = beta (1 + scale) + shift``. A handful of operators for all blocks, forward and
+        backward, instead of a Linear and a scale-and-shift per block.
+        """
+        blocks = self._res_blocks
+        weight = torch.cat([b.emb.weight for b in blocks])
+        bias = torch.cat([b.emb.bias for b in blocks]) + self._scale_one
+        mods = torch.addmm(bias, silu_emb, weight.t())  # (B, sum 2C): per block 1 + scale, then shift
+        norms = torch.cat([p for b in blocks for p in (b.norm2.weight, b.norm2.bias)])  # per block gamma, beta
+        take_mods, take_norms = self._gather_index(silu_emb.shape[0], silu_emb.device)
+        n = take_mods.numel() // 2
+        scale_shift = mods.take(take_mods)  # [1 + scale | shift], each block after block, (B, C) sample-major
+        scale1, shift = scale_shift[:n], scale_shift[n:]
+        gamma_beta = norms.take(take_norms).view(2, n)
+        g_scale, b_scale = (scale1 * gamma_beta).unbind(0)  # gamma (1 + scale), beta (1 + scale)
+        sizes = [silu_emb.shape[0] * (b.emb.out_features // 2) for b in blocks]
+        return list(zip(g_scale.split(sizes), (b_scale + shift).split(sizes)))
+
+    def _gather_index(self, batch: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Indices (cached per batch size and device) taking ``mods`` and the norms' parameters block-major."""
+        key = (batch, str(device))
+        cache = self.__dict__.setdefault("_gather_cache", {})
+        if key not in cache:
+            mod_idx, norm_idx = [[], []], [[], []]
+            offset = 0
+            for b in self._res_blocks:
+                c = b.emb.out_features // 2
+                rows = np.arange(batch)[:, None] * (2 * self._emb_width) + offset
+                for part in (0, 1):  # 1 + scale, shift (gamma, beta)
+                    mod_idx[part].append((rows + part * c + np.arange(c)[None, :]).ravel())
+                    norm_idx[part].append(np.broadcast_to(offset + part * c + np.arange(c), (batch, c)).ravel())
+                offset += 2 * c
+            cache[key] = tuple(torch.from_numpy(np.concatenate(idx[0] + idx[1])).to(device)
+                               for idx in (mod_idx, norm_idx))
+        return cache[key]
+
     @staticmethod
-    def _run(layers: nn.ModuleList, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+    def _run(layers: nn.ModuleList, h: torch.Tensor, mods: Iterator[torch.Tensor]) -> torch.Tensor:
         for layer in layers:
-            h = layer(h, emb) if isinstance(layer, (ResBlock, AttentionBlock)) else layer(h)
+            if isinstance(layer, ResBlock):
+                h = layer(h, affine=next(mods))
+            elif isinstance(layer, AttentionBlock):
+                h = layer(h)
+            else:
+                h = layer(h)
         return h
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -314,20 +397,28 @@ class UNet1D(nn.Module):
         y = torch.as_tensor(y, dtype=torch.long, device=x.device).reshape(-1).expand(batch)
         emb = self.time_embed(timestep_embedding(t, self.config.base_channels)) + self.label_embed(y)
 
+        silu_emb = F.silu(emb)
+        mods = iter(self._modulations(silu_emb))
+
         padded = -(-length // self._multiple) * self._multiple
-        h = F.pad(x.transpose(1, 2), (0, padded - length))
+        h = x.transpose(1, 2)
+        if padded != length:  # pad only where the length needs it (no copy otherwise)
+            h = F.pad(h, (0, padded - length))
         h = self.input_conv(h)
         skips = [h]
         for layers in self.down:
-            h = self._run(layers, h, emb)
+            h = self._run(layers, h, mods)
             skips.append(h)
-        h = self._run(self.middle, h, emb)
+        h = self._run(self.middle, h, mods)
         for layers in self.up:
-            h = self._run(layers, torch.cat([h, skips.pop()], dim=1), emb)
-        eps = self.out(h)[:, :, :length].transpose(1, 2)
+            h = self._run(layers, torch.cat([h, skips.pop()], dim=1), mods)
+        eps = self.out(h)
+        if padded != length:
+            eps = eps[:, :, :length]
+        eps = eps.transpose(1, 2)
         if self.skip_gate is not None:
             # The gated linear path of UNetConfig.level_skip: deviations and level, one gate each.
-            a, b = self.skip_gate(F.silu(emb))[:, None, :].chunk(2, dim=-1)
+            a, b = self.skip_gate(silu_emb)[:, None, :].chunk(2, dim=-1)
             level = x.mean(dim=1, keepdim=True)
             eps = eps + a * (x - level) + b * level
         return eps
