@@ -262,8 +262,8 @@ def test_mcrage_learns_class_means():
 
 
 def test_mcrage_keeps_the_scale_of_records_wider_than_its_hidden_layer():
-    """A flattened stay has more coordinates than MCRAGE's hidden width (PhysioNet: 1,776 against
-    256). Without the input gate the predicted noise has rank 16 here, the other 80 coordinates
+    """Our departures (a fixed hidden width, the schedule rescaled to end in noise): a flattened stay
+    then has more coordinates than the hidden width (PhysioNet: 1,776 against 256). Without the input gate the predicted noise has rank 16 here, the other 80 coordinates
     grow by 1 / sqrt(abar_T) over the chain, and the rows come out about 200x the real scale
     (measured 226x; at cpu scale PhysioNet's were 264x). With the gate they keep it (0.96)."""
     rng = np.random.default_rng(0)
@@ -273,7 +273,8 @@ def test_mcrage_keeps_the_scale_of_records_wider_than_its_hidden_layer():
     ratio = {}
     for gate in (False, True):
         sampler = MCRAGESampler(scale="smoke", hidden=16, n_layers=1, iterations=400, lr=3e-3, batch_size=128,
-                                guidance_weight=0.0, input_gate=gate, random_state=0).fit(X, y)
+                                n_steps=200, schedule="linear", guidance_weight=0.0, input_gate=gate,
+                                random_state=0).fit(X, y)
         ratio[gate] = np.linalg.norm(sampler.sample(100, 1).reshape(100, -1), axis=1).mean() / real
     assert ratio[False] > 50  # MCRAGE's network as published: the defect the gate removes
     assert 0.8 < ratio[True] < 1.25  # within the quality gate's band
@@ -282,7 +283,7 @@ def test_mcrage_keeps_the_scale_of_records_wider_than_its_hidden_layer():
 def test_the_input_gate_starts_closed():
     from tardiff.diffusion.mlp import MLPConfig, MLPDenoiser
 
-    net = MLPDenoiser(MLPConfig(hidden=8), n_dim=5)
+    net = MLPDenoiser(MLPConfig(hidden=8, input_gate=True), n_dim=5)
     x, t, y = torch.randn(4, 5), torch.tensor([0, 50, 100, 199]), torch.tensor([0, 1, 2, 0])
     with torch.no_grad():
         gated = net(x, t, y)
@@ -296,11 +297,35 @@ def test_mcrage_schedules():
     from tardiff.diffusion import beta_schedule
     from tardiff.samplers.mcrage import mcrage_betas
 
-    np.testing.assert_array_equal(mcrage_betas(200, "literal"), np.linspace(1e-4, 0.02, 200))
-    np.testing.assert_array_equal(mcrage_betas(200), beta_schedule("linear", 200))
-    assert np.prod(1 - mcrage_betas(200)) < 1e-4 < 0.1 < np.prod(1 - mcrage_betas(200, "literal"))
+    np.testing.assert_array_equal(mcrage_betas(200), np.linspace(1e-4, 0.02, 200))  # the published default
+    np.testing.assert_array_equal(mcrage_betas(200, "linear"), beta_schedule("linear", 200))
+    assert np.prod(1 - mcrage_betas(200, "linear")) < 1e-4 < 0.1 < np.prod(1 - mcrage_betas(200))
     with pytest.raises(ParameterError, match="schedule"):
         MCRAGESampler(schedule="cosine").fit(*_toy())
+
+
+def test_mcrage_defaults_are_the_published_method():
+    """Betas 1e-4 .. 0.02, no input gate, hidden 2 x the flattened width, label dropout 0.1; the
+    guidance weight is read at sampling time (set_params after fit, no retraining)."""
+    from tardiff.diffusion.mlp import MLPConfig, MLPDenoiser
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3, 2)).astype(np.float32)
+    y = np.array([0] * 30 + [1] * 10)
+    sampler = MCRAGESampler(scale="smoke", iterations=5, random_state=0).fit(X, y)
+    net = sampler.denoiser_
+    assert net.hidden == 12 and net.config.hidden == 12 and net.input_gate is None  # 2 x (3 * 2)
+    assert sampler.label_dropout == 0.1 and sampler.schedule == "literal"
+    np.testing.assert_allclose(sampler.process_.betas.numpy()[[0, -1]], [1e-4, 0.02], rtol=1e-5)
+    sampler.set_params(guidance_weight=0.5)
+    rows = sampler.sample(4, 1)
+    assert sampler.denoiser_ is net and rows.shape == (4, 3, 2) and np.isfinite(rows).all()
+    # the embeddings of distinct t and y, gathered, give the same numbers as row by row
+    net = MLPDenoiser(MLPConfig(n_layers=1), n_dim=5)
+    x, t, lab = torch.randn(6, 5), torch.tensor([3, 3, 7, 0, 7, 3]), torch.tensor([0, 1, 2, 1, 0, 0])
+    with torch.no_grad():
+        rows = torch.cat([net(x[i:i + 1], t[i:i + 1], lab[i:i + 1]) for i in range(6)])
+        torch.testing.assert_close(net(x, t, lab), rows)
 
 
 def test_mcrage_standardises_on_fit_data():

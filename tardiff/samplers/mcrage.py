@@ -1,23 +1,28 @@
 """MCRAGE (Behal et al., arXiv 2310.18430): a conditional DDPM on flattened records.
 
 The time series ``(T, F)`` is flattened to ``T * F`` and standardised with the mean and
-standard deviation of the data passed to ``fit`` (the training split). A small MLP
-(:class:`tardiff.diffusion.mlp.MLPDenoiser`) learns the noise with the epsilon MSE, its
-label dropped with probability ``label_dropout`` so that sampling can use classifier-free
-guidance ``eps = (1 + w) eps(x, c) - w eps(x, none)``. Samples are drawn by ancestral DDPM
-over all ``n_steps`` steps of a linear beta schedule.
+standard deviation of the data passed to ``fit`` (the training split), as the public code
+does with a StandardScaler. A small MLP (:class:`tardiff.diffusion.mlp.MLPDenoiser`) learns
+the noise with the epsilon MSE, its label dropped with probability ``label_dropout`` (0.1)
+so that sampling can use classifier-free guidance ``eps = (1 + w) eps(x, c) - w eps(x, none)``.
+Samples are drawn by ancestral DDPM over all ``n_steps`` steps. Nothing is clipped.
 
-The schedule. MCRAGE states betas 1e-4 .. 0.02 with T = 200 (``schedule="literal"``). Those
-are DDPM's values for T = 1000; with T = 200 they leave ``abar_T = 0.13``, i.e. 37% of the
-signal's scale at step T, while sampling starts from N(0, I). For correlated data (a
-flattened time series has a few directions of variance far above 1) the start is then far
-from q(x_T): on the simulated cohort (24 x 7, 244 positives) a denoiser trained on the
-positives alone generated rows whose per-cell mean was off by 0.31 standard deviations (the
-positives differ from the whole cohort by 0.36) with 0.63 x the real spread; with DDPM's
-schedule rescaled to T (``schedule="linear"``, the default: ``beta_schedule("linear", T)``,
-5e-4 .. 0.1 for T = 200, the literal values for T = 1000, ``abar_T = 3e-5``) the same run
-was off by 0.10 with 1.13 x the spread. The default therefore follows the intent (a DDPM
-whose forward process ends in noise); ``"literal"`` reproduces the stated values.
+Defaults follow the paper and its public code (see the methods chapter):
+
+* betas ``linspace(1e-4, 0.02, T)`` (``schedule="literal"``), T = 200 as in the paper (at cpu
+  scale 75, the public augmentation notebook's). With T = 200 the forward process leaves
+  ``abar_T = 0.13`` (37% of the signal's scale; T = 75: 0.47, 69%) while sampling starts from
+  N(0, I): that is the published method, kept.
+* hidden width ``2 x`` the flattened record width (the public ContextUnet's ``2 * n_feat``),
+  no gate from ``x_t`` to the output.
+
+Our departures, available as options and named as ours: ``schedule="linear"`` (DDPM's linear
+schedule rescaled to T, 5e-4 .. 0.1 for T = 200, ``abar_T = 3e-5``, so that the forward process
+ends in noise), ``input_gate=True`` (a per-coordinate gate from ``x_t`` to the predicted noise,
+see :mod:`tardiff.diffusion.mlp`), and a fixed ``hidden`` width. Measured at 2494b65 (cpu
+scale, seed 0), these departures were what threw MCRAGE's rows off the data's scale: positive
+rows on the simulator came out 0.95 (w = 0) and 100.9 (w = 4) times the real row norm with
+all three, 0.65 and 1.03 with the published settings.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ MCRAGESchedule = Literal["linear", "literal"]
 _SAMPLE_CHUNK = 4096  # rows per reverse-process batch (the MLP is small; memory is B x D)
 
 
-def mcrage_betas(n_steps: int, schedule: MCRAGESchedule = "linear") -> np.ndarray:
+def mcrage_betas(n_steps: int, schedule: MCRAGESchedule = "literal") -> np.ndarray:
     """The betas of MCRAGE's DDPM (float64).
 
     Parameters
@@ -48,15 +53,15 @@ def mcrage_betas(n_steps: int, schedule: MCRAGESchedule = "linear") -> np.ndarra
     n_steps : int
         T.
     schedule : {"linear", "literal"}
-        ``"linear"``: DDPM's linear schedule rescaled to T
-        (:func:`tardiff.diffusion.schedules.beta_schedule`, ends in noise); ``"literal"``:
-        ``linspace(1e-4, 0.02, T)`` as MCRAGE states it (see the module docstring).
+        ``"literal"`` (the default): ``linspace(1e-4, 0.02, T)`` as MCRAGE states and codes it;
+        ``"linear"`` (ours): DDPM's linear schedule rescaled to T
+        (:func:`tardiff.diffusion.schedules.beta_schedule`, ends in noise).
 
     Examples
     --------
     >>> b = mcrage_betas(200, "literal"); float(b[0]), round(float(b[-1]), 4)
     (0.0001, 0.02)
-    >>> round(float(mcrage_betas(200)[-1]), 4)
+    >>> round(float(mcrage_betas(200, "linear")[-1]), 4)
     0.1
     """
     n_steps = check_positive("n_steps", n_steps, integer=True)
@@ -76,29 +81,34 @@ class MCRAGESampler(BaseSampler):
         ``"balance"`` (default) is MCRAGE's use: minority samples until ``ratio`` x majority.
     ratio, alpha : float
         See :func:`tardiff.samplers.base.generation_counts`.
-    n_steps : int
-        Diffusion steps T (MCRAGE: 200); every step is used when sampling.
-    schedule : {"linear", "literal"}
-        Beta schedule, see :func:`mcrage_betas` (default: DDPM's linear schedule rescaled to T).
+    n_steps : int or None
+        Diffusion steps T; every step is used when sampling. None takes the scale's preset:
+        MCRAGE's 200 at paper and smoke scale, the public augmentation notebook's 75 at cpu scale.
+    schedule : {"literal", "linear"}
+        Beta schedule, see :func:`mcrage_betas` (default: MCRAGE's 1e-4 .. 0.02; "linear" is ours).
     scale : {"smoke", "cpu", "paper"}
         Size preset for the settings left as None below (``tardiff.presets.sizes("mcrage", scale)``).
-    hidden, n_layers : int or None
-        Width and depth of the MLP denoiser.
+    hidden : int or None
+        Width of the MLP denoiser. None takes the scale's preset, which is None at every scale:
+        ``2 x`` the flattened record width, as MCRAGE's public code. An int fixes it (ours).
+    n_layers : int or None
+        Hidden layers of the MLP after the conditioning (None: the scale's preset).
     iterations, batch_size : int or None
-        AdamW steps and batch size (AdamW weight decay 0.01, no warm-up, clipping or EMA).
+        AdamW steps and batch size (AdamW weight decay 0.01, no warm-up, clipping or EMA). At cpu
+        scale the preset's iterations follow the record width (150 for a 48 x 37 stay, 3,000 for
+        the simulator's 24 x 7: about two minutes each on one core).
     lr : float or None
         AdamW learning rate.
     label_dropout : float
         Probability of training with the null label (MCRAGE: 0.1).
     guidance_weight : float
-        Classifier-free guidance weight w (MCRAGE's notebook: 4). Read when sampling, so
-        ``set_params(guidance_weight=...)`` after ``fit`` changes it without retraining.
-        On the simulated cohort (cpu preset) w = 4 overshot: positives' per-cell mean error
-        0.39 (w = 0: 0.23, w = 1: 0.16) with some rows beyond 20 standard deviations.
+        Classifier-free guidance weight w (MCRAGE's augmentation notebook: 4; its other
+        scripts use 0, 0.5 and 0.6). Read when sampling, so ``set_params(guidance_weight=...)``
+        after ``fit`` changes it without retraining (the model always learns the unconditional
+        score too, label dropout being on); choose it on validation.
     input_gate : bool
-        The MLP's gate from ``x_t`` to the predicted noise (ours; True by default): without it
-        a flattened stay wider than the hidden width comes out hundreds of times off-scale
-        (see :mod:`tardiff.diffusion.mlp`). False is MCRAGE's network exactly.
+        The MLP's gate from ``x_t`` to the predicted noise (ours; False by default, MCRAGE's
+        network exactly). It helps only a fixed hidden width below the record width.
     random_state : int
         Seeds the MLP's initial weights, training and the sampling noise.
     device : str
@@ -130,8 +140,8 @@ class MCRAGESampler(BaseSampler):
         strategy: Strategy = "balance",
         ratio: float = 1.0,
         alpha: float = 1.0,
-        n_steps: int = 200,
-        schedule: MCRAGESchedule = "linear",
+        n_steps: int | None = None,
+        schedule: MCRAGESchedule = "literal",
         scale: Scale = "cpu",
         hidden: int | None = None,
         n_layers: int | None = None,
@@ -140,7 +150,7 @@ class MCRAGESampler(BaseSampler):
         lr: float | None = None,
         label_dropout: float = 0.1,
         guidance_weight: float = 4.0,
-        input_gate: bool = True,
+        input_gate: bool = False,
         random_state: int = 0,
         device: str = "cpu",
         progress: bool = False,
@@ -168,6 +178,8 @@ class MCRAGESampler(BaseSampler):
         settings = sizes("mcrage", self.scale)
         if self.hidden is not None:
             settings["hidden"] = check_positive("hidden", self.hidden, integer=True)
+        if settings.get("hidden") is not None:
+            settings["hidden"] = int(settings["hidden"])
         if self.n_layers is not None:
             settings["n_layers"] = self.n_layers
         n_layers = settings["n_layers"]
@@ -179,12 +191,18 @@ class MCRAGESampler(BaseSampler):
                 settings[name] = check_positive(name, getattr(self, name), integer=True)
         if self.lr is not None:
             settings["lr"] = check_positive("lr", self.lr)
+        if self.n_steps is not None:
+            settings["n_steps"] = self.n_steps
+        budget, cap = settings.pop("width_budget", None), settings.pop("max_iterations", None)
+        if settings.get("iterations") is None:  # cpu scale: iterations follow the record width (presets)
+            width = getattr(self, "n_timesteps_", 1) * getattr(self, "n_features_", 1)
+            settings["iterations"] = int(min(cap, max(150, round(budget / width ** 2))))
+        settings["n_steps"] = check_positive("n_steps", settings["n_steps"], integer=True)
         return settings
 
     def _check_params(self) -> None:
         super()._check_params()
-        self._settings()
-        mcrage_betas(self.n_steps, self.schedule)  # checks n_steps and schedule
+        mcrage_betas(self._settings()["n_steps"], self.schedule)  # checks n_steps and schedule
         if not (isinstance(self.label_dropout, (int, float)) and 0.0 <= self.label_dropout < 1.0):
             raise ParameterError(f"label_dropout must be in [0, 1), got {self.label_dropout!r}")
         w = self.guidance_weight
@@ -204,8 +222,10 @@ class MCRAGESampler(BaseSampler):
         Z = ((flat - self.mean_) / self.std_).astype(np.float32)
 
         self.device_ = resolve_device(self.device)
-        n_steps = int(self.n_steps)
-        config = MLPConfig(hidden=settings["hidden"], n_layers=settings["n_layers"], num_classes=2, n_steps=n_steps,
+        n_steps = int(settings["n_steps"])
+        # hidden None -> 2 x the record width (MLPDenoiser); stored resolved so a checkpoint says it
+        hidden = settings.get("hidden") or 2 * Z.shape[1]
+        config = MLPConfig(hidden=hidden, n_layers=settings["n_layers"], num_classes=2, n_steps=n_steps,
                            input_gate=self.input_gate)
         self.process_ = GaussianDiffusion(mcrage_betas(n_steps, self.schedule), loss_type="l2")
         model = build_seeded(lambda: MLPDenoiser(config, n_dim=Z.shape[1]), int(self.random_state))
