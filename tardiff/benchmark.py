@@ -105,6 +105,48 @@ def unet_flops(config: str = "paper", *, batch: int = 256, device="meta") -> int
     return int(counter.get_total_flops())
 
 
+def _guided_setup(config: str, batch: int, device, n_steps: int = RUNNER_SHAPE[0], n_features: int = RUNNER_SHAPE[1]):
+    from tardiff.classifiers import ClassifierConfig, build_network
+    from tardiff.diffusion import GaussianDiffusion, beta_schedule
+    from tardiff.guidance import InfluenceGuidance
+
+    model, x, t, y = _unet_inputs(config, batch, device, n_steps, n_features)
+    model.eval()
+    with torch.device(device):
+        classifier = build_network(ClassifierConfig.preset(config, "gru"), n_features).eval()
+        G = torch.randn(sum(p.numel() for p in classifier.parameters()))
+    process = GaussianDiffusion(beta_schedule("sqrt_linear", 200)).to(device)
+    return model, process, InfluenceGuidance(classifier, G, DEFAULT_GUIDANCE_SCALE), x, y
+
+
+def sampling_step_ops(config: str = "paper", *, batch: int = 256, guided: bool = True, device="meta") -> int:
+    """Operators of one DDIM step (the denoiser's forward, plus the influence gradient when ``guided``).
+
+    Examples
+    --------
+    >>> sampling_step_ops("smoke", batch=2, guided=False) < sampling_step_ops("smoke", batch=2)
+    True
+    """
+    model, process, cond_fn, x, y = _guided_setup(config, batch, device)
+
+    def step():
+        process.sample(model, tuple(x.shape), y, n_steps=1, cond_fn=cond_fn if guided else None, x_T=x,
+                       device=device)
+
+    step()  # warm-up (cached gather indices)
+    return count_ops(step)
+
+
+def sampling_step_flops(config: str = "paper", *, batch: int = 256, guided: bool = True, device="meta") -> int:
+    """FLOPs of one DDIM step, guided or not (flop_counter's count: matrix products and convolutions)."""
+    model, process, cond_fn, x, y = _guided_setup(config, batch, device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        process.sample(model, tuple(x.shape), y, n_steps=1, cond_fn=cond_fn if guided else None, x_T=x,
+                       device=device)
+    return int(counter.get_total_flops())
+
+
 def _median_time(fn, repeats: int, device: str) -> float:
     times = []
     for _ in range(repeats):

@@ -428,6 +428,27 @@ class InfluenceGuidance:
         y = torch.as_tensor(y, device=device).long()
         if y.dim() == 0:
             y = y.expand(x.shape[0])
+        if self.similarity == "dot":
+            by_hand = getattr(self.module, "influence_input_grad", None)
+            if callable(by_hand):
+                with _eval_mode(self.module):
+                    grad_x = by_hand(self._tangents, x, y)
+                if grad_x is not None:
+                    return grad_x
+        return self.grad_score_autograd(x, y)
+
+    def grad_score_autograd(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """:meth:`grad_score` by autograd (the double backward), for any classifier.
+
+        :meth:`grad_score` takes this route unless the classifier derives the gradient itself
+        (``influence_input_grad``, e.g. :class:`tardiff.classifiers.GRUNet`: the same numbers at a
+        fraction of the operators); the tests compare the two.
+        """
+        device, dtype = _module_device_dtype(self.module)
+        x = x.detach().to(device=device, dtype=dtype)
+        y = torch.as_tensor(y, device=device).long()
+        if y.dim() == 0:
+            y = y.expand(x.shape[0])
         with _eval_mode(self.module), torch.enable_grad():
             if self.similarity == "dot":
                 x = x.requires_grad_(True)
