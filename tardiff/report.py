@@ -163,14 +163,24 @@ DEFAULT_GATE = {"scale_ratio": [0.8, 1.25], "discriminative_score_max": 0.45}
 
 
 def gate_text(gate: dict | None = None) -> str:
-    """The quality gate in words.
+    """The quality gate in words (the held-out, per-class gate, or the earlier one for older results).
 
     Examples
     --------
     >>> gate_text({"scale_ratio": [0.8, 1.25], "discriminative_score_max": 0.45})
     'scale ratio within [0.8, 1.25] for each class and discriminative score at most 0.45'
+    >>> gate_text({"detection_margin": 0.1, "detection_null_sds": 3, "label_fraction": 0.5, "range_margin": 0.1,
+    ...            "scale_ratio": [0.5, 2.0]})[:73]
+    'per class, against held-out real stays: GRU and GBM detection AUROCs at m'
     """
     gate = gate or DEFAULT_GATE
+    if "detection_margin" in gate:  # the gate of tardiff.evaluation.gates (held-out real stays, per class)
+        low, high = gate.get("scale_ratio", [0.5, 2.0])
+        return (f"per class, against held-out real stays: GRU and GBM detection AUROCs at most the real-vs-real "
+                f"baseline (at least 0.5) + max({gate['detection_margin']:g}, {gate.get('detection_null_sds', 3):g} "
+                f"null sd); label-consistency AUROC - 0.5 at least {gate.get('label_fraction', 0.5):g} x the "
+                f"real one's; the worst feature's share outside the training range at most "
+                f"{gate.get('range_margin', 0.1):g} above held-out real's; scale ratio within [{low:g}, {high:g}]")
     low, high = gate.get("scale_ratio", DEFAULT_GATE["scale_ratio"])
     disc = gate.get("discriminative_score_max", DEFAULT_GATE["discriminative_score_max"])
     return f"scale ratio within [{low:g}, {high:g}] for each class and discriminative score at most {disc:g}"
@@ -201,52 +211,86 @@ def gate_failures(generators) -> dict[str, list[str]]:
     return out
 
 
+def _mean(part: pd.DataFrame, column: str) -> float:
+    return float(pd.to_numeric(part[column], errors="coerce").mean()) if column in part else np.nan
+
+
+def _with_base(value: float, base: float) -> str:
+    """``"0.62 (0.51)"``: a mean AUROC with its reference in brackets; "-" where the class had no rows."""
+    if not np.isfinite(value):
+        return "-"
+    return f"{value:.2f} ({base:.2f})" if np.isfinite(base) else f"{value:.2f}"
+
+
 def gates_table(results) -> pd.DataFrame:
     """The quality gate of every generator: one row per method, means over seeds, and whether it passes.
 
     Parameters
     ----------
     results : dict or DataFrame or list of dict
-        ``results.json`` (its ``generators`` entry) or those rows: ``method``, ``seed``,
-        ``scale_ratio_neg``, ``scale_ratio_pos``, ``discriminative_score``,
-        ``membership_auroc``, ``dcr_ratio``, ``noise_error`` (None for non-diffusion methods),
-        ``passes_quality_gate`` and ``gate_failures``.
+        ``results.json`` (its ``generators`` entry) or those rows: ``method``, ``seed`` and the keys
+        of :func:`tardiff.evaluation.gates.quality_gate` (``gru_auroc_neg``, ``gru_baseline_neg``,
+        ..., ``label_auroc``, ``label_auroc_real``, ``range_share_max``, ``scale_ratio_neg``,
+        ``scale_ratio_pos``, ``membership_auroc``, ``dcr_ratio``, ``passes_quality_gate``,
+        ``gate_failures``), plus ``noise_error`` (None for non-diffusion methods). Rows of the
+        earlier gate (``discriminative_score``, no detection AUROCs) give the earlier table.
 
     Returns
     -------
     DataFrame
-        In registry order, labelled by the registry: ``method``, ``seeds``, ``scale ratio
-        (negatives)``, ``scale ratio (positives)`` (mean row L2 norm, synthetic over real
-        training stays; 1 is ideal), ``discriminative``, ``membership AUROC``, ``DCR ratio``,
-        ``noise error`` (means over seeds) and ``passes`` (``"yes"``, or ``"no: "`` and the
-        failing seeds' reasons). Empty when ``results`` has no generators.
+        In registry order, labelled by the registry: ``method``, ``seeds``; per class the GRU and GBM
+        detection AUROCs against held-out real stays as text, ``"0.62 (0.51)"``, the real-vs-real
+        baseline in brackets (0.5 = indistinguishable; "-" for a class the generator does not
+        make); ``label AUROC`` (synthetic positives over negatives, the held-out real AUROC in
+        brackets); ``range share (worst)`` (the worst feature's share of values outside the
+        training range); ``scale ratio (negatives)``, ``scale ratio (positives)`` (mean row L2 norm
+        over held-out real's, 1 is ideal); ``membership AUROC``, ``DCR ratio``, ``noise error``
+        (means over seeds) and ``passes`` (``"yes"``, or ``"no: "`` and the failing seeds' reasons).
+        Earlier rows give ``discriminative`` in place of the detection, label and range columns.
+        Empty when ``results`` has no generators.
 
     Examples
     --------
-    >>> rows = [{"method": "tardiff", "seed": s, "scale_ratio_neg": 1.0, "scale_ratio_pos": r,
-    ...          "discriminative_score": 0.2, "membership_auroc": 0.5, "dcr_ratio": 1.0, "noise_error": 0.02,
-    ...          "passes_quality_gate": r < 1.25, "gate_failures": [] if r < 1.25 else ["scale ratio 3 too big"]}
-    ...         for s, r in ((0, 1.1), (1, 3.0))]
-    >>> gates_table({"generators": rows})[["method", "scale ratio (positives)", "passes"]].values.tolist()
-    [['TarDiff', 2.05, 'no: seed 1: scale ratio 3 too big']]
+    >>> rows = [{"method": "tardiff", "seed": s, "gru_auroc_neg": 0.55, "gru_baseline_neg": 0.52,
+    ...          "gbm_auroc_neg": 0.6, "gbm_baseline_neg": 0.5, "gru_auroc_pos": a, "gru_baseline_pos": 0.5,
+    ...          "gbm_auroc_pos": a, "gbm_baseline_pos": 0.54, "label_auroc": 0.7, "label_auroc_real": 0.8,
+    ...          "range_share_max": 0.01, "scale_ratio_neg": 1.0, "scale_ratio_pos": 1.1, "membership_auroc": 0.5,
+    ...          "dcr_ratio": 1.0, "noise_error": 0.02, "passes_quality_gate": a < 0.7,
+    ...          "gate_failures": [] if a < 0.7 else ["positive rows: a GRU tells them apart with AUROC 0.95"]}
+    ...         for s, a in ((0, 0.55), (1, 0.95))]
+    >>> table = gates_table({"generators": rows})
+    >>> table[["method", "GRU AUROC (positives)", "label AUROC"]].values.tolist()
+    [['TarDiff', '0.75 (0.50)', '0.70 (0.80)']]
+    >>> table["passes"].item()
+    'no: seed 1: positive rows: a GRU tells them apart with AUROC 0.95'
     """
     df = _rows(results, "generators")
-    columns = ["method", "seeds", "scale ratio (negatives)", "scale ratio (positives)", "discriminative",
-               "membership AUROC", "DCR ratio", "noise error", "passes"]
+    new = df.empty or "gru_auroc_pos" in df or "gbm_auroc_pos" in df
+    if new:
+        columns = ["method", "seeds", "GRU AUROC (negatives)", "GBM AUROC (negatives)", "GRU AUROC (positives)",
+                   "GBM AUROC (positives)", "label AUROC", "range share (worst)", "scale ratio (negatives)",
+                   "scale ratio (positives)", "membership AUROC", "DCR ratio", "noise error", "passes"]
+    else:  # results.json of the earlier gate (training rows, discriminative score)
+        columns = ["method", "seeds", "scale ratio (negatives)", "scale ratio (positives)", "discriminative",
+                   "membership AUROC", "DCR ratio", "noise error", "passes"]
     if df.empty:
         return pd.DataFrame(columns=columns)
     failures = gate_failures(df)
     rows = []
     for method in sorted(df["method"].unique(), key=lambda m: (registry.order(m), m)):
         part = df[df["method"] == method]
-        mean = {c: float(pd.to_numeric(part[c], errors="coerce").mean()) if c in part else np.nan
-                for c in ("scale_ratio_neg", "scale_ratio_pos", "discriminative_score", "membership_auroc",
-                          "dcr_ratio", "noise_error")}
         reasons = failures.get(method, [])
-        rows.append([registry.label(method), int(part["seed"].nunique()) if "seed" in part else len(part),
-                     mean["scale_ratio_neg"], mean["scale_ratio_pos"], mean["discriminative_score"],
-                     mean["membership_auroc"], mean["dcr_ratio"], mean["noise_error"],
-                     "yes" if not reasons else "no: " + "; ".join(reasons)])
+        head = [registry.label(method), int(part["seed"].nunique()) if "seed" in part else len(part)]
+        tail = [_mean(part, "membership_auroc"), _mean(part, "dcr_ratio"), _mean(part, "noise_error"),
+                "yes" if not reasons else "no: " + "; ".join(reasons)]
+        if new:
+            middle = [_with_base(_mean(part, f"{d}_auroc_{c}"), _mean(part, f"{d}_baseline_{c}"))
+                      for c in ("neg", "pos") for d in ("gru", "gbm")]
+            middle += [_with_base(_mean(part, "label_auroc"), _mean(part, "label_auroc_real")),
+                       _mean(part, "range_share_max"), _mean(part, "scale_ratio_neg"), _mean(part, "scale_ratio_pos")]
+        else:
+            middle = [_mean(part, "scale_ratio_neg"), _mean(part, "scale_ratio_pos"), _mean(part, "discriminative_score")]
+        rows.append(head + middle + tail)
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -274,8 +318,8 @@ def gate_admonition(results: dict) -> str:
     lines += [f"- **{registry.label(m)}**: {'; '.join(reasons)}"
               for m, reasons in sorted(failures.items(), key=lambda kv: registry.order(kv[0]))]
     lines += ["", f"The gate asks for {gate_text(gate)}. The utility numbers of a failing generator are shown "
-              "but are no evidence about its method: its samples are not on the scale of real stays or are "
-              "told apart from them easily.", ":::"]
+              "but are no evidence about its method: its samples are told apart from real stays easily, carry "
+              "the wrong labels, or are not on the scale of real stays.", ":::"]
     return "\n".join(lines)
 
 
