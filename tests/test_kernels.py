@@ -192,3 +192,57 @@ def test_guided_step_operator_budget():
     from tardiff.benchmark import sampling_step_ops
 
     assert sampling_step_ops("paper", batch=256, guided=True, device="meta") <= 2500
+
+
+# ------------------------------------------------------------------ no host syncs in the loops (meta device)
+def test_training_step_has_no_host_sync_on_meta():
+    """Loss, backward, clipping and the EMA of one step on the meta device: a host read would raise there,
+    and none is dispatched (AdamW is left out: its CPU form reads its step count; CUDA runs it fused)."""
+    from tardiff.diffusion import GaussianDiffusion, beta_schedule
+    from tardiff.diffusion.training import _ema_decay, _ema_update, TrainConfig
+
+    with torch.device("meta"):
+        model = UNet1D(UNetConfig.preset("smoke"), 5)
+        x0, y = torch.randn(8, 12, 5), torch.randint(0, 2, (8,))
+    ema = copy.deepcopy(model)
+    process = GaussianDiffusion(beta_schedule("sqrt_linear", 50)).to("meta")
+    step = torch.zeros((), device="meta")
+
+    def train_step():
+        loss = process.training_loss(model, x0, y, label_dropout=0.1, null_label=model.null_label)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        _ema_update(ema, model, _ema_decay(TrainConfig(), step))
+
+    train_step()  # warm-up: the UNet caches its gather index per batch size (one copy to the device)
+    counts = count_ops(lambda: [train_step() for _ in range(3)], by_name=True)
+    assert counts["aten._local_scalar_dense"] == 0 and counts["device_copy"] == 0
+
+
+def test_guided_sampling_has_no_host_sync_on_meta():
+    from tardiff.benchmark import _guided_setup
+
+    model, process, cond_fn, x, y = _guided_setup("smoke", 4, "meta")
+    model(x, torch.zeros(4, dtype=torch.long, device="meta"), y)  # warm-up (the cached gather index)
+    counts = count_ops(lambda: process.sample(model, tuple(x.shape), y, n_steps=3, cond_fn=cond_fn, x_T=x,
+                                              device="meta"), by_name=True)
+    assert counts["aten._local_scalar_dense"] == 0 and counts["device_copy"] == 0
+
+
+def test_training_losses_read_back_in_batches_match_every_step(monkeypatch):
+    """Losses are read every LOSS_READ_EVERY steps; the list is the same as reading each step."""
+    import numpy as np
+
+    from tardiff.diffusion import GaussianDiffusion, TrainConfig, beta_schedule, train_diffusion
+    from tardiff.diffusion import training
+
+    X = np.random.default_rng(0).normal(size=(16, 8, 2)).astype(np.float32)
+    y = np.arange(16) % 2
+    runs = []
+    for every in (1, 7):
+        monkeypatch.setattr(training, "LOSS_READ_EVERY", every)
+        net = UNet1D(UNetConfig.preset("smoke"), 2, seed=0)
+        result = train_diffusion(net, GaussianDiffusion(beta_schedule("sqrt_linear", 20)), X, y,
+                                 TrainConfig.preset("smoke", iterations=20), progress=False)
+        runs.append(result.losses)
+    assert len(runs[0]) == 20 and runs[0] == runs[1]

@@ -196,12 +196,35 @@ def _read_checkpoint(path: Path, device, *, rebuild: bool = False) -> dict | Non
     return ckpt
 
 
+#: Training losses are read back to the host every this many steps (and at checkpoints and the
+#: end), not every step: reading a loss waits for the device, which a GPU loop must not do.
+LOSS_READ_EVERY = 50
+
+
 @torch.no_grad()
-def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    for p_ema, p in zip(ema.parameters(), model.parameters()):
-        p_ema.lerp_(p.detach(), 1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float | torch.Tensor) -> None:
+    """``ema <- lerp(ema, model, 1 - decay)`` for every parameter in one foreach call; buffers copied.
+
+    ``decay`` is a Python float on the CPU (the same numbers as one ``lerp_`` per parameter) or a
+    0-dim tensor on the model's device (no host value per step, as a captured CUDA loop needs).
+    """
+    ema_params = [p for p in ema.parameters()]
+    params = [p.detach() for p in model.parameters()]
+    if torch.is_tensor(decay):
+        weight = 1 - decay
+        torch._foreach_lerp_(ema_params, params, [weight] * len(params))
+    else:
+        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    ema_buffers, buffers = list(ema.buffers()), list(model.buffers())
+    if buffers:
+        torch._foreach_copy_(ema_buffers, buffers)
+
+
+def _ema_decay(config: "TrainConfig", step: int | torch.Tensor):
+    """``min(ema_decay, (1 + k) / (10 + k))``: a float for an int step, a tensor for a tensor step."""
+    if torch.is_tensor(step):
+        return torch.clamp((1.0 + step) / (10.0 + step), max=config.ema_decay)
+    return min(config.ema_decay, (1.0 + step) / (10.0 + step))
 
 
 def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray, y: np.ndarray,
@@ -257,8 +280,17 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
     if config.label_dropout > 0 and getattr(model, "null_label", None) is None:
         raise ParameterError("label_dropout > 0 needs a model with a `null_label` attribute")
 
-    generator = torch_generator(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    on_cuda = torch.device(device).type == "cuda"
+    if on_cuda:
+        # Indices, timesteps and noise drawn on the GPU (no host draws and copies per step), and
+        # AdamW fused with a tensor learning rate (no host value per step). The CPU keeps its CPU
+        # generator and the default AdamW, so CPU numbers are those of earlier versions.
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=torch.tensor(float(config.lr), device=device),
+                                      weight_decay=config.weight_decay, fused=True)
+    else:
+        generator = torch_generator(seed)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = copy.deepcopy(model).requires_grad_(False).eval()
     spec = _model_spec(model)
     fingerprint = _data_fingerprint(X, y, int(seed))
@@ -310,14 +342,28 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
     model.train()
     bar = tqdm(total=config.iterations, initial=min(start, config.iterations), desc="diffusion training",
                disable=not progress, leave=False)
+    pending: list[torch.Tensor] = []  # losses on the device, not yet read back
+
+    def read_losses() -> None:
+        if pending:
+            losses.extend(torch.stack(pending).tolist())  # the same floats as float(loss), one wait
+            pending.clear()
+
     for step in range(start, config.iterations):
-        for group in optimizer.param_groups:  # linear warm-up
-            group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
-        idx = torch.randint(0, X_t.shape[0], (config.batch_size,), generator=generator).to(device)
+        lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup))  # linear warm-up
+        for group in optimizer.param_groups:
+            if torch.is_tensor(group["lr"]):
+                group["lr"].fill_(lr)  # a kernel argument, no wait for the device
+            else:
+                group["lr"] = lr
+        idx = torch.randint(0, X_t.shape[0], (config.batch_size,), generator=generator,
+                            device=generator.device).to(device)
         if has_dropout:
             # nn.Dropout draws from the global RNG: seed it from our generator inside a fork,
             # so dropout masks are reproducible and resumable and the caller's RNG is untouched.
-            dropout_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+            # (a host read of the generator's draw: the one wait per step left, only with dropout > 0,
+            # which the paper UNet does not use)
+            dropout_seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=generator.device))
             rng_scope = seeded_global_rng(dropout_seed, device)
         else:
             rng_scope = contextlib.nullcontext()
@@ -329,13 +375,16 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
         if config.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
-        _ema_update(ema, model, min(config.ema_decay, (1.0 + step) / (10.0 + step)))
-        losses.append(float(loss.detach()))
+        _ema_update(ema, model, _ema_decay(config, step))
+        pending.append(loss.detach())
         bar.update(1)
-        if (step + 1) % 10 == 0 or step + 1 == config.iterations:
+        if (step + 1) % LOSS_READ_EVERY == 0 or step + 1 == config.iterations:
+            read_losses()
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if config.checkpoint_every and (step + 1) % config.checkpoint_every == 0:
+            read_losses()
             save(step + 1)
+    read_losses()
     bar.close()
     if start < config.iterations or (path is not None and not path.exists()):
         save(max(start, config.iterations))
