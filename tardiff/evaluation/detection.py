@@ -64,7 +64,7 @@ def summary_features(X) -> np.ndarray:
     Examples
     --------
     >>> X = np.arange(6, dtype="float32").reshape(1, 3, 2)  # two features rising by 2 per step
-    >>> np.round(summary_features(X).reshape(7, 2)[:, 0], 3).tolist()  # mean, sd, min, max, last, slope, missing
+    >>> [round(float(v), 3) for v in summary_features(X).reshape(7, 2)[:, 0]]  # mean, sd, min, max, last, slope, missing
     [2.0, 1.633, 0.0, 4.0, 4.0, 2.0, 0.0]
     """
     X = _sequences(X, "X").astype(np.float64)
