@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         guidance_set=args.guidance_set, guidance_norm=args.guidance_norm, guide_last=args.guide_last,
         device=args.device, out_dir=args.out, cache_dir=args.cache_dir,
         progress=not args.quiet, sets=args.sets, test_sets=args.test_sets, sweep_raw=args.sweep_raw,
-        sweep_unit=args.sweep_unit, threads=args.threads,
+        sweep_unit=args.sweep_unit, threads=args.threads, replicates=args.replicates,
     )
     executor.run(config, workers=args.workers, scheduler=args.scheduler)
     out = Path(config.out_dir)
@@ -111,14 +111,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     for g in results.get("generators", []):
         if not g["passes_quality_gate"]:
             print(f"quality gate FAILED: {g['method']} seed {g['seed']}: {'; '.join(g['gate_failures'])}")
-    chosen = results.get("guidance_selection")
-    if chosen:
-        print(f"tardiff_cal: {chosen['guidance_norm']} guidance at w={chosen['guidance_scale']:g}, chosen on validation AUPRC")
-    for c in results.get("comparisons", []):
-        if registry.method(c["method"]).role == "tardiff" and c["baseline"] != "real" and c["protocol"] == "tstr":
-            print(f"{c['method']} - {c['baseline']} (TSTR, {c['evaluator']}): delta AUPRC {_num(c['delta_auprc'], '+.3f')} "
-                  f"[{_num(c['ci_low'], '+.3f')}, {_num(c['ci_high'], '+.3f')}], p = {_num(c['p_value'], '.3f')}, "
-                  f"{c['n_seeds']} seed(s)")
+    if results.get("selections"):
+        from tardiff.report import selection_text
+
+        print(selection_text(results))
+    for c in results.get("comparisons", []):  # the family fixed in advance, Holm-adjusted
+        if c.get("kind") in ("tardiff_vs_unguided", "tardiff_vs_baseline"):
+            print(f"{c['method']} - {c['baseline']} ({c['protocol']}, {c['evaluator']}): delta AUPRC "
+                  f"{_num(c['delta_auprc'], '+.3f')} [{_num(c['ci_low'], '+.3f')}, {_num(c['ci_high'], '+.3f')}] over "
+                  f"{c['n_replicates']} replicate(s), Holm p = {_num(c['p_holm'], '.3f')}: {c['decision']}")
     ref = results["reference"]
     line = f"test split: {ref['n_test']} stays, prevalence (AUPRC of a random ranking) {ref['prevalence']:.3f}"
     if "bayes" in ref:
@@ -213,7 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma-separated subset of {','.join(registry.method_names())} (default "
                         f"{','.join(METHODS)}; the controls {','.join(registry.method_names('control'))} "
                         "join real automatically)")
-    p.add_argument("--seeds", type=_csv(int), default=None, help=f"comma-separated seeds (default: {defaults('seeds')})")
+    p.add_argument("--seeds", type=_csv(int), default=None,
+                   help=f"comma-separated replicates, each its own split and model seeds (default: {defaults('seeds')})")
+    p.add_argument("--replicates", type=int, default=None, metavar="K",
+                   help="K replicates, seeds 0..K-1 (instead of --seeds); the book's headline runs use 10")
     p.add_argument("--evaluators", type=_csv(str), default=None,
                    help=f"downstream classifiers that judge each method, from {','.join(registry.evaluator_names())} "
                         f"(default: {defaults('evaluators')})")

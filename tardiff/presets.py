@@ -156,31 +156,42 @@ class ExperimentPreset:
     cpu scale: about 7,100 test stays); the simulated cohort gets a fresh draw of
     ``simulated_test_n`` stays as its test split, with its known Bayes posterior. The paper
     preset keeps the papers' 80/10/10 split of the whole cohort.
+
+    Each of a run's seeds is a *replicate*: its own draw of every split and its own seeds for
+    every trained component. Beside training and validation (early stopping, the decision
+    threshold) a replicate holds out a guidance set (``guide_stays``) and model-selection data
+    (``select_stays``), so that no stay does two jobs (:func:`tardiff.experiment.data.held_out_parts`).
     """
 
     fit_stays: int | None  # stays drawn for training + validation (None: 80/10/10 of the whole cohort)
+    guide_stays: int | None  # held out as TarDiff's guidance set D_g (None: a third of validation)
+    select_stays: int | None  # held out for model selection and the quality gate (None: a third of validation)
     simulated_n: int  # simulated stays for training + validation (the whole cohort at paper scale)
     simulated_test_n: int | None  # a fresh simulated draw as the test split (None: 80/10/10)
     alphas: tuple[float, ...]
     bootstrap: int  # bootstrap resamples for the test-set CIs and the paired comparisons
-    seeds: tuple[int, ...]  # default seeds (spread over seeds is reported)
+    seeds: tuple[int, ...]  # default replicates (each seed draws its own split and seeds every component)
     evaluators: tuple[str, ...]  # default downstream classifiers (the first one is the main one)
-    sweep_raw: tuple[float, ...]  # the sweep's raw guidance scales w (the paper's guidance)
-    sweep_unit: tuple[float, ...]  # the sweep's calibrated scales (guidance_norm "unit")
-    sweep_seeds: int  # how many of the run's seeds the sweep covers (the first ones)
+    sweep_raw: tuple[float, ...]  # the sweep's raw guidance scales w (the paper's guidance; shown, not chosen)
+    sweep_unit: tuple[float, ...]  # the calibrated scales (guidance_norm "unit"): tardiff_cal's candidates with 0
+    sweep_code: tuple[float, ...]  # the public code's form (x0_hat, cosine, training set as D_g), unit scales
+    sweep_seeds: int  # how many of the run's replicates the descriptive sweep (raw, code) covers
     gate_epochs: int  # training epochs of the post-hoc discriminator of the quality gate
     guidance_candidates: tuple[dict, ...]  # guidance-classifier settings tried; the best validation AUPRC wins
     embedding_samples: int  # stays per set in the PCA / t-SNE pictures
 
 
 _SWEEP_RAW = (0.0, 1.0, 3.0, 10.0, 100.0)
-_SWEEP_UNIT = (0.01, 0.03, 0.1, 0.3)
+# The calibrated candidates reach below 0.01, which won on every dataset when it was the smallest
+# (so that sweep did not bracket the optimum); w = 0 (the unguided pool) is always a candidate too.
+_SWEEP_UNIT = (0.001, 0.003, 0.01, 0.03, 0.1)
+_SWEEP_CODE = (0.003, 0.03)
 
 EXPERIMENTS: dict[str, ExperimentPreset] = {
-    "smoke": ExperimentPreset(fit_stays=270, simulated_n=270, simulated_test_n=10000, alphas=(0.5, 1.0),
-                              bootstrap=50, seeds=(0,), evaluators=("cnn",), sweep_raw=(0.0, 100.0),
-                              sweep_unit=(0.1,), sweep_seeds=1, gate_epochs=2, guidance_candidates=({},),
-                              embedding_samples=150),
+    "smoke": ExperimentPreset(fit_stays=270, guide_stays=100, select_stays=100, simulated_n=270,
+                              simulated_test_n=10000, alphas=(0.5, 1.0), bootstrap=50, seeds=(0,), evaluators=("cnn",),
+                              sweep_raw=(0.0, 100.0), sweep_unit=(0.1,), sweep_code=(), sweep_seeds=1, gate_epochs=2,
+                              guidance_candidates=({},), embedding_samples=150),
     # The CNN judges every method at cpu scale: a different architecture from the guidance GRU,
     # so TarDiff is not scored by the model that steered it (the paper uses TimesNet). The
     # guidance GRU's preset early-stopped at epoch 3 (validation AUPRC 0.33 on the simulator where
@@ -189,14 +200,19 @@ EXPERIMENTS: dict[str, ExperimentPreset] = {
     # dataset, about 3 minutes of the cpu book's 2-core budget (the paper scale keeps all five).
     # 900 stays (800 train, 100 validation; 1,125 simulated) keep the book within 30 minutes on
     # two cores: with 1,080 (1,350) and both ratios it took 35.4.
-    "cpu": ExperimentPreset(fit_stays=900, simulated_n=1125, simulated_test_n=10000, alphas=(1.0,),
-                            bootstrap=200, seeds=(0, 1, 2), evaluators=("cnn",), sweep_raw=_SWEEP_RAW,
-                            sweep_unit=_SWEEP_UNIT, sweep_seeds=1, gate_epochs=5,
+    # Guidance and selection stays are held out of the test pool, not of training: 300 guide and 500
+    # select stays (PhysioNet 2012 at 14% mortality: ~70 positive selection stays; simulated: fresh
+    # draws, ~35 positives), so the selection data has at least 30 positives.
+    "cpu": ExperimentPreset(fit_stays=900, guide_stays=300, select_stays=500, simulated_n=1125,
+                            simulated_test_n=10000, alphas=(1.0,), bootstrap=200, seeds=(0, 1, 2), evaluators=("cnn",),
+                            sweep_raw=_SWEEP_RAW, sweep_unit=_SWEEP_UNIT, sweep_code=_SWEEP_CODE, sweep_seeds=1,
+                            gate_epochs=5,
                             guidance_candidates=({}, {"lr": 1e-3, "patience": 8, "epochs": 40}),
                             embedding_samples=300),
-    "paper": ExperimentPreset(fit_stays=None, simulated_n=10000, simulated_test_n=None, alphas=PAPER_ALPHAS,
-                              bootstrap=1000, seeds=(0, 1, 2, 3, 4), evaluators=("cnn", "gru"),
-                              sweep_raw=_SWEEP_RAW + (1000.0,), sweep_unit=_SWEEP_UNIT, sweep_seeds=5,
+    "paper": ExperimentPreset(fit_stays=None, guide_stays=None, select_stays=None, simulated_n=10000,
+                              simulated_test_n=None, alphas=PAPER_ALPHAS, bootstrap=1000, seeds=tuple(range(10)),
+                              evaluators=("cnn", "gru"), sweep_raw=_SWEEP_RAW + (1000.0,), sweep_unit=_SWEEP_UNIT,
+                              sweep_code=_SWEEP_CODE, sweep_seeds=5,
                               gate_epochs=20, guidance_candidates=({},), embedding_samples=2000),
 }
 

@@ -139,21 +139,33 @@ def sweep_frame(results: dict) -> pd.DataFrame:
 
 
 def selection_text(results: dict) -> str:
-    """What the run chose as the calibrated TarDiff variant, and on what criterion, in one sentence.
+    """What each replicate chose on its selection stays (calibrated TarDiff's scale, MCRAGE's weight), in words.
 
     Examples
     --------
-    >>> selection_text({"guidance_selection": {"method": "tardiff", "guidance_norm": "unit", "guidance_scale": 0.1,
-    ...                                        "criterion": "the best validation AUPRC"}})
-    'TarDiff uses `guidance_norm = "unit"` with scale w = 0.1, chosen as the best validation AUPRC.'
+    >>> sel = [{"method": "tardiff_cal", "seed": s, "parameter": "guidance_scale", "chosen": c, "candidates": [
+    ...     {"value": 0.0, "test_auprc": 0.5}, {"value": 0.1, "test_auprc": 0.6}]} for s, c in ((0, 0.1), (1, 0.0))]
+    >>> print(selection_text({"selections": sel}))  # doctest: +NORMALIZE_WHITESPACE
+    TarDiff (calibrated): guidance_scale chosen in each of 2 replicates on its selection stays among 0, 0.1: 0 in
+    1, 0.1 in 1 (no guidance in 1 of 2); the choice was also the test split's best candidate in 1 of 2.
     """
-    selection = results.get("guidance_selection")
-    if not selection:
-        return ("No calibrated TarDiff variant was chosen in this run (it needs TarDiff and the sweep's unit "
-                "scales).")
-    return (f"{registry.label(selection['method'])} uses `guidance_norm = \"{selection['guidance_norm']}\"` with "
-            f"scale w = {float(selection['guidance_scale']):g}, chosen as "
-            f"{selection.get('criterion', 'described in the Methods chapter')}.")
+    selections = results.get("selections") or []
+    if not selections:
+        return ("No choice was made on selection stays in this run (calibrated TarDiff needs TarDiff and the sweep's "
+                "unit scales; MCRAGE's weight needs MCRAGE).")
+    from tardiff.experiment.sweep import selection_agreement
+
+    lines = []
+    for row in selection_agreement([], selections):
+        mine = [s for s in selections if s["method"] == row["method"]]
+        values = [c["value"] for c in mine[0]["candidates"]]
+        counts = ", ".join(f"{v:g} in {row['chosen'].count(v)}" for v in values if row["chosen"].count(v))
+        n = row["replicates"]
+        lines.append(f"{registry.label(row['method'])}: {mine[0]['parameter']} chosen in each of {n} replicates on its "
+                     f"selection stays among {', '.join(f'{v:g}' for v in values)}: {counts} (no guidance in "
+                     f"{row['chose_zero']} of {n}); the choice was also the test split's best candidate in "
+                     f"{row['also_best_on_test']} of {n}.")
+    return " ".join(lines)
 
 
 # --------------------------------------------------------------------------- quality gates
@@ -362,14 +374,20 @@ def _sorted_comparisons(df: pd.DataFrame) -> pd.DataFrame:
     return df.loc[keys.sort_values(list(keys.columns), kind="stable").index]
 
 
+def _num(value, fmt: str = "{:.3f}") -> str:
+    return "–" if value is None or pd.isna(value) else fmt.format(value)
+
+
 def comparisons_table(results, evaluator: str | None = None) -> pd.DataFrame:
-    """The paired comparisons as readers read them: labels, the AUPRC difference with its 95% interval, p.
+    """The family of comparisons as readers read them: the AUPRC difference over replicates, its interval,
+    the Holm-adjusted decision and what the replicates could detect.
 
     Parameters
     ----------
     results : dict or DataFrame or list of dict
-        ``results.json`` (its ``comparisons``) or those rows (:func:`tardiff.evaluation.comparisons.compare_methods`),
-        optionally with ``title`` (the dataset; across datasets on the Results page).
+        ``results.json`` (its ``comparisons``) or those rows
+        (:func:`tardiff.evaluation.replicates.replicated_comparisons`), optionally with ``title``
+        (the dataset; across datasets on the Results page).
     evaluator : str, optional
         Keep one evaluator's comparisons (the column is then left out).
 
@@ -377,20 +395,24 @@ def comparisons_table(results, evaluator: str | None = None) -> pd.DataFrame:
     -------
     DataFrame
         ``dataset`` (when given), ``method``, ``against``, ``protocol``, ``evaluator``,
-        ``ΔAUPRC [95% CI]``, ``p``, ``seeds`` and ``sd over seeds``, against real data alone
-        first, then against each baseline (registry order). Empty when there are none.
+        ``ΔAUPRC [95% CI]`` (mean of the per-replicate paired differences, t-interval),
+        ``p (Holm)``, ``decision``, ``replicates``, ``sd``, ``detectable`` (the smallest
+        difference detected with 80% power) and ``test noise`` (one replicate's stay-bootstrap
+        sd). Against real data alone first, then against the unguided model and each baseline.
 
     Examples
     --------
     >>> rows = [{"method": "tardiff", "baseline": "smote", "protocol": "tsrtr", "alpha": 1.0, "evaluator": "cnn",
-    ...          "delta_auprc": 0.02, "ci_low": 0.005, "ci_high": 0.04, "p_value": 0.01, "n_seeds": 3,
-    ...          "seed_sd": 0.01}]
-    >>> comparisons_table({"comparisons": rows}, "cnn").iloc[0, :5].tolist()
-    ['TarDiff', 'SMOTE', 'TSRTR, α = 1', '+0.020 [+0.005, +0.040]', '0.010']
+    ...          "delta_auprc": 0.02, "ci_low": 0.005, "ci_high": 0.04, "p_value": 0.01, "p_holm": 0.03,
+    ...          "decision": "higher", "n_replicates": 10, "replicate_sd": 0.02, "mde_auprc": 0.02,
+    ...          "test_noise_sd": 0.01}]
+    >>> comparisons_table({"comparisons": rows}, "cnn").iloc[0, :6].tolist()
+    ['TarDiff', 'SMOTE', 'TSRTR, α = 1', '+0.020 [+0.005, +0.040]', '0.030', 'higher']
     """
     df = _rows(results, "comparisons")
-    columns = ["method", "against", "protocol", "evaluator", "ΔAUPRC [95% CI]", "p", "seeds", "sd over seeds"]
-    if df.empty:
+    columns = ["method", "against", "protocol", "evaluator", "ΔAUPRC [95% CI]", "p (Holm)", "decision", "replicates",
+               "sd", "detectable", "test noise"]
+    if df.empty or "n_replicates" not in df:  # results from before replicated verdicts: nothing to show here
         return pd.DataFrame(columns=[c for c in columns if evaluator is None or c != "evaluator"])
     if evaluator is not None:
         df = df[df["evaluator"] == evaluator]
@@ -399,9 +421,12 @@ def comparisons_table(results, evaluator: str | None = None) -> pd.DataFrame:
         "method": df["method"].map(registry.label), "against": df["baseline"].map(registry.label),
         "protocol": [protocol_text(p, a) for p, a in zip(df["protocol"], df["alpha"])],
         "evaluator": df["evaluator"],
-        "ΔAUPRC [95% CI]": [ci_text(d, lo, hi) for d, lo, hi in zip(df["delta_auprc"], df["ci_low"], df["ci_high"])],
-        "p": df["p_value"].map(p_text), "seeds": [int(n) for n in df["n_seeds"]],
-        "sd over seeds": ["–" if pd.isna(v) else f"{v:.3f}" for v in df["seed_sd"]],
+        "ΔAUPRC [95% CI]": [ci_text(d, lo, hi) if lo is not None and not pd.isna(lo) else f"{d:+.3f} (one replicate)"
+                            for d, lo, hi in zip(df["delta_auprc"], df["ci_low"], df["ci_high"])],
+        "p (Holm)": df["p_holm"].map(lambda p: "–" if p is None or pd.isna(p) else p_text(p)),
+        "decision": df["decision"], "replicates": [int(n) for n in df["n_replicates"]],
+        "sd": df["replicate_sd"].map(_num), "detectable": df["mde_auprc"].map(_num),
+        "test noise": df.get("test_noise_sd", pd.Series([None] * len(df), index=df.index)).map(_num),
     })
     if "title" in df:
         out.insert(0, "dataset", df["title"])
@@ -455,43 +480,38 @@ def _setting(row) -> tuple:
     return row["protocol"], None if pd.isna(row["alpha"]) else round(float(row["alpha"]), 9)
 
 
+#: A replicated comparison's Holm decision as the verdict's call.
+_DECISION_CALL = {"higher": "beat", "lower": "did not beat", "no evidence": "no evidence"}
+
+
 def _comparison_verdicts(comparisons: pd.DataFrame, failures: dict) -> list[dict]:
-    """One verdict per dataset, evaluator and TarDiff variant, from the paired comparisons."""
+    """One verdict per dataset, evaluator, TarDiff variant, baseline and protocol of the declared family.
+
+    Every baseline of the family is its own verdict: none is picked as "the best" on the test
+    split. The call is the Holm-adjusted decision of the replicated comparison."""
     keys = [c for c in ("run", "dataset", "task") if c in comparisons] + ["evaluator"]
-    reference = set(registry.method_names("reference"))
-    baselines = set(registry.method_names("baseline"))
     rows = []
+    if "kind" not in comparisons:  # comparisons from before replicated verdicts carry no decision
+        return rows
     for group, part in comparisons.groupby(keys, sort=False, dropna=False):
         row_keys = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
-        against_real = {(r["method"], *_setting(r)): r for _, r in part[part["baseline"].isin(reference)].iterrows()}
-        for tardiff in sorted(set(part["method"]) & set(registry.method_names("tardiff")), key=registry.order):
-            mine = part[(part["method"] == tardiff) & part["baseline"].isin(baselines)]
-            if mine.empty:
-                continue
-            run = row_keys.get("run")
-            mine = _passing_or_all(mine, "baseline", failures, run)
-            # the best baseline at its best setting: the largest gain over real data alone among the
-            # settings TarDiff shares with it; without real data, the setting hardest for TarDiff
-            scored = [(against_real[(r["baseline"], *_setting(r))]["delta_auprc"], r) for _, r in mine.iterrows()
-                      if (r["baseline"], *_setting(r)) in against_real]
-            chosen = max(scored, key=lambda x: x[0])[1] if scored else mine.loc[mine["delta_auprc"].idxmin()]
-            ref = against_real.get((tardiff, *_setting(chosen)))
+        run = row_keys.get("run")
+        against_real = {(r["method"], *_setting(r)): r for _, r in part[part["kind"] == "vs_real"].iterrows()}
+        mine = _sorted_comparisons(part[part["kind"].isin(["tardiff_vs_unguided", "tardiff_vs_baseline"])])
+        for _, c in mine.iterrows():
+            ref = against_real.get((c["method"], *_setting(c)))
             rows.append({
                 **row_keys, **({"title": part["title"].iloc[0]} if "title" in part else {}),
-                "source": "comparisons", "tardiff": tardiff, "baseline": chosen["baseline"],
-                "reference": None if ref is None else ref["baseline"],
-                "protocol": chosen["protocol"], "alpha": chosen["alpha"],
-                "tardiff_protocol": chosen["protocol"], "tardiff_alpha": chosen["alpha"],
-                "baseline_protocol": chosen["protocol"], "baseline_alpha": chosen["alpha"],
-                "gap": float(chosen["delta_auprc"]), "ci_low": float(chosen["ci_low"]),
-                "ci_high": float(chosen["ci_high"]), "p_value": float(chosen["p_value"]),
-                "n_seeds": int(chosen["n_seeds"]), "seed_sd": float(chosen["seed_sd"]),
+                "source": "comparisons", "tardiff": c["method"], "baseline": c["baseline"],
+                "protocol": c["protocol"], "alpha": c["alpha"], "gap": float(c["delta_auprc"]),
+                "ci_low": c["ci_low"], "ci_high": c["ci_high"], "p_value": c["p_value"], "p_holm": c["p_holm"],
+                "n_replicates": int(c["n_replicates"]), "replicate_sd": c["replicate_sd"], "mde": c["mde_auprc"],
+                "family_size": int(len(part)),
                 "reference_gap": np.nan if ref is None else float(ref["delta_auprc"]),
-                "reference_ci_low": np.nan if ref is None else float(ref["ci_low"]),
-                "reference_ci_high": np.nan if ref is None else float(ref["ci_high"]),
-                "call": _call(chosen["ci_low"], chosen["ci_high"]),
-                "tardiff_gate": _gate_note(failures, tardiff, run),
-                "baseline_gate": _gate_note(failures, chosen["baseline"], run),
+                "reference_decision": None if ref is None else ref["decision"],
+                "call": _DECISION_CALL[c["decision"]],
+                "tardiff_gate": _gate_note(failures, c["method"], run),
+                "baseline_gate": _gate_note(failures, c["baseline"], run),
             })
     return rows
 
@@ -539,7 +559,7 @@ def _summary_verdicts(summary: pd.DataFrame, metric: str, failures: dict) -> lis
 
 def verdicts(summary: pd.DataFrame | None = None, *, metric: str = "auprc", comparisons=None,
              generators=None) -> pd.DataFrame:
-    """TarDiff against the best baseline, per dataset and evaluator, and the call.
+    """TarDiff against its baselines, per dataset and evaluator, and the call.
 
     This is the one place that decides whether TarDiff beat its baselines: the experiment
     chapters and the Results page both read it.
@@ -563,14 +583,14 @@ def verdicts(summary: pd.DataFrame | None = None, *, metric: str = "auprc", comp
     Returns
     -------
     DataFrame
-        From comparisons (``source`` ``"comparisons"``), one row per dataset, evaluator and
-        TarDiff variant (registry role ``tardiff``): the best baseline is the one with the
-        largest AUPRC gain over real data alone at its best protocol among those TarDiff
-        shares with it (without real-data comparisons: the protocol and baseline hardest for
-        TarDiff); ``gap`` is the paired AUPRC difference there, with ``ci_low``, ``ci_high``,
-        ``p_value``, ``n_seeds``, ``seed_sd``, TarDiff's difference from real data alone
-        (``reference_gap`` ...), and ``call``: ``"beat"`` when ``ci_low > 0``, ``"did not beat"``
-        when ``ci_high < 0``, else ``"no evidence"``.
+        From replicated comparisons (``source`` ``"comparisons"``), one row per dataset,
+        evaluator, TarDiff variant, baseline (the unguided model among them) and protocol of
+        the family fixed in advance (:func:`tardiff.registry.comparison_family`); no baseline
+        or protocol is picked on the test split. ``gap`` is the mean per-replicate paired AUPRC
+        difference with its t-interval ``ci_low``, ``ci_high``, ``p_value``, ``p_holm``,
+        ``n_replicates``, ``replicate_sd``, ``mde`` (detectable with 80% power), TarDiff's own
+        difference from real data alone (``reference_gap``) and ``call``: the Holm decision,
+        ``"beat"`` (higher), ``"did not beat"`` (lower) or ``"no evidence"``.
 
         From the summary (``source`` ``"summary"``), one row per dataset and evaluator: the best
         TarDiff row against the best baseline row (highest mean over protocols and ratios), with
@@ -589,9 +609,10 @@ def verdicts(summary: pd.DataFrame | None = None, *, metric: str = "auprc", comp
     ...                    for m, p, a, s in rows])
     >>> verdicts(df)[["tardiff", "baseline", "gap", "call"]].round(2).values.tolist()
     [['tardiff', 'smote', -0.05, 'did not beat']]
-    >>> comparisons = [{"method": "tardiff", "baseline": "smote", "protocol": "rebalance", "alpha": None,
-    ...                 "evaluator": "cnn", "delta_auprc": 0.03, "ci_low": 0.01, "ci_high": 0.05, "p_value": 0.002,
-    ...                 "n_seeds": 3, "seed_sd": 0.01}]
+    >>> comparisons = [{"kind": "tardiff_vs_baseline", "method": "tardiff", "baseline": "smote",
+    ...                 "protocol": "rebalance", "alpha": None, "evaluator": "cnn", "delta_auprc": 0.03, "ci_low": 0.01,
+    ...                 "ci_high": 0.05, "p_value": 0.002, "p_holm": 0.004, "decision": "higher", "n_replicates": 10,
+    ...                 "replicate_sd": 0.02, "mde_auprc": 0.02}]
     >>> verdicts(df, comparisons=comparisons)[["tardiff", "baseline", "gap", "call"]].values.tolist()
     [['tardiff', 'smote', 0.03, 'beat']]
     """
@@ -640,27 +661,32 @@ def verdict_sentences(summary: pd.DataFrame | None = None, *, metric: str = "aup
     True
     >>> text.endswith("real data alone 0.400 ± 0.020. TarDiff **did not beat** it.")
     True
-    >>> comparisons = [{"method": "tardiff", "baseline": "smote", "protocol": "rebalance", "alpha": None,
-    ...                 "evaluator": "cnn", "delta_auprc": 0.03, "ci_low": 0.01, "ci_high": 0.05, "p_value": 0.002,
-    ...                 "n_seeds": 3, "seed_sd": 0.01}]
+    >>> comparisons = [{"kind": "tardiff_vs_baseline", "method": "tardiff", "baseline": "smote",
+    ...                 "protocol": "rebalance", "alpha": None, "evaluator": "cnn", "delta_auprc": 0.03, "ci_low": 0.01,
+    ...                 "ci_high": 0.05, "p_value": 0.002, "p_holm": 0.004, "decision": "higher", "n_replicates": 10,
+    ...                 "replicate_sd": 0.02, "mde_auprc": 0.02}]
     >>> print(verdict_sentences(comparisons=comparisons)[0])  # doctest: +NORMALIZE_WHITESPACE
-    **cnn evaluator**: TarDiff against the best baseline, SMOTE, both under rebalance 1:1: AUPRC difference
-    +0.030 [+0.010, +0.050] (paired bootstrap 95% interval, p = 0.002; 3 seeds, sd 0.010 over seeds).
-    TarDiff **beat** it.
+    **cnn evaluator**: TarDiff against SMOTE, paired AUPRC difference over 10 replicates (95% t-interval; Holm over
+    the 1 comparisons fixed in advance): rebalance 1:1 +0.030 [+0.010, +0.050], p (Holm) 0.004: **higher**.
     """
+    table = verdicts(summary, metric=metric, comparisons=comparisons, generators=generators)
     out = []
-    for v in verdicts(summary, metric=metric, comparisons=comparisons, generators=generators).to_dict("records"):
+    done = set()
+    for v in table.to_dict("records"):
         lead = f"**{v['title']}** ({v['evaluator']} evaluator)" if v.get("title") else f"**{v['evaluator']} evaluator**"
         if v["source"] == "comparisons":
-            seeds = f"{v['n_seeds']} seed{'s' if v['n_seeds'] != 1 else ''}"
-            spread = "" if pd.isna(v["seed_sd"]) else f", sd {v['seed_sd']:.3f} over seeds"
-            reference = "" if pd.isna(v.get("reference_gap", np.nan)) else "; against real data alone " + \
-                ci_text(v["reference_gap"], v["reference_ci_low"], v["reference_ci_high"])
-            text = (f"{lead}: {registry.label(v['tardiff'])} against the best baseline, "
-                    f"{registry.label(v['baseline'])}, both under {protocol_text(v['protocol'], v['alpha'])}: "
-                    f"AUPRC difference {ci_text(v['gap'], v['ci_low'], v['ci_high'])} (paired bootstrap 95% "
-                    f"interval, p = {p_text(v['p_value'])}; {seeds}{spread}){reference}. "
-                    f"{COMPARISON_CALLS[v['call']].format(method=registry.label(v['tardiff']))}.")
+            group = (v.get("run"), v["evaluator"], v["tardiff"], v["baseline"])
+            if group in done:
+                continue
+            done.add(group)
+            same = [w for w in table.to_dict("records") if w["source"] == "comparisons" and
+                    (w.get("run"), w["evaluator"], w["tardiff"], w["baseline"]) == group]
+            parts = [f"{protocol_text(w['protocol'], w['alpha'])} {_replicated_text(w)}" for w in same]
+            n = v["n_replicates"]
+            text = (f"{lead}: {registry.label(v['tardiff'])} against {registry.label(v['baseline'])}, paired AUPRC "
+                    f"difference over {n} replicate{'s' if n != 1 else ''} (95% t-interval; Holm over the "
+                    f"{v['family_size']} comparisons fixed in advance): " + "; ".join(parts) + ".")
+            gate_note = _gate_sentence(v)
         else:
             reference = "" if v["reference"] is None else \
                 f"; real data alone {mean_std(v['reference_mean'], v['reference_std'])}"
@@ -668,8 +694,20 @@ def verdict_sentences(summary: pd.DataFrame | None = None, *, metric: str = "aup
                     f"({protocol_text(v['tardiff_protocol'], v['tardiff_alpha'])}) against the best baseline, "
                     f"{registry.label(v['baseline'])} {mean_std(v['baseline_mean'], v['baseline_std'])} "
                     f"({protocol_text(v['baseline_protocol'], v['baseline_alpha'])}){reference}. {CALLS[v['call']]}.")
-        out.append(text + _gate_sentence(v))
+            gate_note = _gate_sentence(v)
+        out.append(text + gate_note)
     return out
+
+
+def _replicated_text(v: dict) -> str:
+    """One protocol's part of a replicated verdict: the difference, its interval, Holm's p and the call."""
+    if v["ci_low"] is None or pd.isna(v["ci_low"]):
+        return f"{v['gap']:+.3f} (one replicate: no interval)"
+    call = {"beat": "**higher**", "did not beat": "**lower**"}.get(v["call"])
+    if call is None:
+        call = "no evidence either way" + ("" if v.get("mde") is None or pd.isna(v.get("mde")) else
+                                           f" (80% power to detect ±{v['mde']:.3f})")
+    return f"{ci_text(v['gap'], v['ci_low'], v['ci_high'])}, p (Holm) {p_text(v['p_holm'])}: {call}"
 
 
 # --------------------------------------------------------------------------- paired tests
@@ -751,7 +789,7 @@ def fidelity_privacy_table(experiment, seed: int = 0, *, epochs: int = 10, max_s
     stays than unseen ones are), nearest-neighbour adversarial accuracy (0.5 ideal) and a
     distance-based membership-inference AUROC (0.5 ideal).
     """
-    p = experiment.prepared
+    p = experiment.data(seed)
     device = experiment.device
     rows = [{"method": "real", "predictive_mae": predictive_score(
         p.X_train, p.X_test, seed=seed, epochs=epochs, max_samples=max_samples, device=device)}]
@@ -784,7 +822,7 @@ def fairness_table(experiment, records: list[dict], *, evaluator: str = "cnn", s
     subgroup and a ``worst_gap`` column (largest AUROC difference between subgroups of the
     same attribute).
     """
-    p = experiment.prepared
+    p = experiment.data(seed)
     static = p.cohort.static.iloc[p.split.test].reset_index(drop=True)
     groups = {}
     if "sex" in static and static["sex"].notna().any():

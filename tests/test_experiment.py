@@ -43,12 +43,17 @@ def test_every_method_and_protocol_is_evaluated(full_run):
 
 def test_test_split_never_reaches_training_guidance_or_selection(full_run):
     experiment, _, _ = full_run
-    ids = experiment.prepared.ids
-    components = experiment.ledger.uses
-    assert {"denoiser training", "guidance set", "guidance classifier", "checkpoint selection"} <= set(components)
+    ids = experiment.data(0).ids
+    components = experiment.ledger(0).uses
+    assert {"denoiser training", "guidance set", "guidance classifier", "checkpoint selection",
+            "quality gate"} <= set(components)
     for component, used in components.items():
         assert used.isdisjoint(ids["test"]), component
-    assert components["guidance set"] == set(ids["val"].tolist())  # the paper's guidance set
+    # each job has its own held-out stays: the guidance set, early stopping, selection and the gate
+    assert components["guidance set"] == set(ids["guide"].tolist())
+    assert components["checkpoint selection"] == set(ids["val"].tolist())
+    assert components["quality gate"] == set(ids["select"].tolist())
+    assert not set(ids["guide"]) & set(ids["select"]) and not set(ids["val"]) & set(ids["select"])
 
 
 def test_ledger_catches_a_leak():
@@ -119,14 +124,27 @@ def test_results_hold_gates_sweep_selection_and_comparisons(full_run):
     for g in results["generators"]:
         assert isinstance(g["passes_quality_gate"], bool) and g["scale_ratio_neg"] > 0
         assert (g["noise_error"] is None) == (g["method"] == "smote")  # diffusion models report their denoiser
-    assert results["quality_gate"]["scale_ratio"] == [0.8, 1.25]
-    points = {(s["guidance_norm"], s["guidance_scale"]) for s in results["sweep"]}
-    assert points == {("raw", w) for w in experiment.config.sweep_raw} | {("unit", w) for w in experiment.config.sweep_unit}
-    chosen = results["guidance_selection"]
-    assert chosen["method"] == "tardiff_cal" and chosen["guidance_norm"] == "unit"
-    assert chosen["guidance_scale"] in experiment.config.sweep_unit
+    from tardiff.evaluation.gates import gate_description
+    from tardiff.experiment.sweep import candidate_points, sweep_points
+
+    assert results["quality_gate"] == json.loads(json.dumps(gate_description()))
+    points = {(s["seed"], s["form"], s["guidance_norm"], s["guidance_scale"]) for s in results["sweep"]}
+    expected = {(0, "paper" if o.evaluate_at == "x_t" else "code", o.guidance_norm, o.guidance_scale)
+                for o in sweep_points(experiment.config, 0)}
+    assert points == expected and ("unit", 0.0) in {(o.guidance_norm, o.guidance_scale)
+                                                    for o in candidate_points(experiment.config)}
+    (chosen,) = [s for s in results["selections"] if s["method"] == "tardiff_cal"]
+    assert chosen["seed"] == 0 and chosen["chosen"] in {0.0, *experiment.config.sweep_unit}
+    assert "selection stays" in chosen["criterion"]
     cal = [r for r in results["records"] if r["method"] == "tardiff_cal"]
-    assert cal and {r["guidance_scale"] for r in cal} == {chosen["guidance_scale"]}
+    assert cal and {r["guidance_scale"] for r in cal} == {chosen["chosen"]}
+    (weights,) = [s for s in results["selections"] if s["method"] == "mcrage"]
+    assert [c["value"] for c in weights["candidates"]] == [0.0, 0.5, 4.0]
+    assert {r["tuned"] for r in results["records"] if r["method"] == "mcrage"} == {weights["chosen"]}
+    assert {a["method"] for a in results["selection_agreement"]} == {"tardiff_cal", "mcrage"}
+    for c in results["comparisons"]:
+        assert len(c["deltas"]) == c["n_replicates"] == 1 and c["interval"].startswith("t-interval")
+        assert c["decision"] in ("higher", "lower", "no evidence")
     pairs = {(c["method"], c["baseline"]) for c in results["comparisons"]}
     assert ("tardiff", "real") in pairs and ("tardiff", "unguided") in pairs and ("tardiff_cal", "smote") in pairs
     summary = pd.read_csv(tmp / "out" / "summary.csv")

@@ -51,9 +51,10 @@ def test_changed_values_under_the_same_folder_are_recomputed(tmp_path, monkeypat
 
 def test_the_data_key_is_the_content(tmp_path):
     a, b = Experiment(quick_config(tmp_path)), Experiment(quick_config(tmp_path, out_dir=str(tmp_path / "other")))
-    assert a.data_key == b.data_key  # same data, same key (wherever the output goes)
-    c = Experiment(quick_config(tmp_path, split_seed=1))
-    assert c.data_key != a.data_key
+    assert a.data_key(0) == b.data_key(0)  # same data, same key (wherever the output goes)
+    assert a.data_key(1) != a.data_key(0)  # each replicate draws its own split
+    c = Experiment(quick_config(tmp_path, split_seed=1))  # one fixed split for every seed
+    assert c.data_key(0) == c.data_key(5) == a.data_key(1)
 
 
 def test_an_edited_record_is_recomputed_not_summarised(tmp_path):

@@ -19,7 +19,7 @@ from tardiff.errors import DataError, ParameterError
 
 CONFIG = {
     "dataset": "physionet2012", "task": "mortality", "data_dir": "/secret/builder/data/physionet2012", "scale": "paper",
-    "methods": ["real", "smote", "tardiff"], "controls": True, "seeds": [0, 1, 2], "split_seed": 0,
+    "methods": ["real", "smote", "tardiff"], "controls": True, "seeds": [0, 1, 2], "split_seed": None,
     "evaluators": ["cnn", "gru"], "guidance_scale": 100.0, "guidance_set": "val", "evaluate_at": "x_t",
     "similarity": "dot", "guidance_norm": "unit", "guide_last": 5, "device": "cuda", "out_dir": "/secret/runs/p",
     "cache_dir": "/secret/cache", "progress": True, "sets": "ab", "test_sets": None, "sweep_raw": [0.0, 100.0],

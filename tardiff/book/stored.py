@@ -434,7 +434,8 @@ class ExperimentChapter:
             return json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
         from tardiff.data.card import data_summary
 
-        return data_summary(self.experiment.prepared.cohort, seed=self.experiment.config.split_seed)
+        config = self.experiment.config
+        return data_summary(self.experiment.prepared.cohort, seed=config.split_seed_of(config.seeds[0]))
 
     def dataset_card(self) -> pd.DataFrame:
         """:func:`tardiff.data.card.dataset_card`: per-feature missingness and ranges in clinical units."""
@@ -488,7 +489,7 @@ class ExperimentChapter:
         real, synthetic = {}, {}
         for method in self.generative_methods():
             X_s, _ = self._synthetic(method)
-            real[method], synthetic[method] = embed_2d(p.X_train, X_s, method=kind, random_state=config.split_seed,
+            real[method], synthetic[method] = embed_2d(p.X_train, X_s, method=kind, random_state=config.split_seed_of(config.seeds[0]),
                                                        max_samples=config.preset.embedding_samples)
         return real, synthetic
 

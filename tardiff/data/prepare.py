@@ -88,14 +88,18 @@ class PreparedCohort:
     y_val: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    X_guide: np.ndarray | None = None  # the optional held-out parts (see Split); None when empty
+    y_guide: np.ndarray | None = None
+    X_select: np.ndarray | None = None
+    y_select: np.ndarray | None = None
 
     @property
     def ids(self) -> dict[str, np.ndarray]:
-        """Stay ids per split, to check that no test stay reaches a generator."""
-        return {name: self.cohort.stay_ids[getattr(self.split, name)] for name in ("train", "val", "test")}
+        """Stay ids per split part, to check that no test stay reaches a generator."""
+        return {name: self.cohort.stay_ids[getattr(self.split, name)] for name in self.split.parts()}
 
     def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(X, y) of the split called ``name`` ("train", "val" or "test")."""
+        """(X, y) of the split part called ``name`` ("train", "val", "guide", "select" or "test")."""
         return getattr(self, f"X_{name}"), getattr(self, f"y_{name}")
 
 
@@ -129,7 +133,7 @@ def prepare(
     medians = np.where(np.isfinite(medians), medians, 0.0).astype(np.float32)
     scaler = FeatureScaler().fit(train_X)
     parts = {}
-    for name in ("train", "val", "test"):
+    for name in split.parts():
         idx = getattr(split, name)
         parts[f"X_{name}"] = scaler.transform(impute(cohort.X[idx], medians))
         parts[f"y_{name}"] = cohort.y[idx]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -16,16 +16,34 @@ from tardiff.errors import DataError, ParameterError
 MIN_STAYS_PER_CLASS = 8
 
 
+#: The parts of a split, in the order they are drawn and reported. ``guide`` and ``select`` are
+#: optional held-out parts that give the guidance set and model selection data of their own, so
+#: that the validation split does one job (early stopping and the decision threshold).
+PARTS = ("train", "val", "guide", "select", "test")
+
+
 @dataclass(frozen=True)
 class Split:
-    """Positions of the stays in each split (disjoint, together covering the cohort)."""
+    """Positions of the stays in each split (disjoint).
+
+    ``train``, ``val`` and ``test`` always hold stays; ``guide`` (TarDiff's guidance set) and
+    ``select`` (model selection: the calibrated guidance scale, MCRAGE's guidance weight, the
+    quality gate's held-out real stays) are empty unless the experiment design draws them.
+    """
 
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    guide: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
+    select: np.ndarray = field(default_factory=lambda: np.array([], dtype=int))
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+        return {name: len(getattr(self, name)) for name in PARTS if name in ("train", "val", "test")
+                or len(getattr(self, name))}
+
+    def parts(self) -> tuple[str, ...]:
+        """The names of the parts that hold stays, in :data:`PARTS` order."""
+        return tuple(self.sizes())
 
 
 def stratified_split(

@@ -1,4 +1,10 @@
-"""Paired comparisons of two methods on one shared test split: the AUPRC difference and its interval.
+"""Paired comparisons of two methods on one shared test split: the test-noise figure of a verdict.
+
+The verdicts themselves come from replicated experiments (:mod:`tardiff.evaluation.replicates`:
+a t-interval over per-replicate paired differences, Holm-adjusted over a family fixed in
+advance). This module measures the *test noise* within one split, the secondary figure shown
+beside them (:func:`within_split_noise_sd`); its stay bootstrap alone is never a verdict: measured on the
+simulator, an interval built this way excluded 0 in 5 to 9 of 10 same-method (A/A) checks.
 
 Every method of a run is scored on the same real test stays, with several training seeds. A
 difference between two methods is therefore *paired* twice: by seed (seed ``s`` of both arms
@@ -42,7 +48,8 @@ from tardiff import registry
 from tardiff.errors import DataError, ParameterError
 from tardiff.evaluation.utility import _check_binary, _resolve_metric
 
-__all__ = ["COMPARISON_COLUMNS", "compare_methods", "default_pairs", "paired_bootstrap_delta"]
+__all__ = ["COMPARISON_COLUMNS", "compare_methods", "default_pairs", "paired_bootstrap_delta",
+           "within_split_noise_sd"]
 
 #: The keys of every row :func:`compare_methods` returns, in this order.
 COMPARISON_COLUMNS = ("method", "baseline", "protocol", "alpha", "evaluator", "delta_auprc", "ci_low", "ci_high",
@@ -312,3 +319,36 @@ def compare_methods(records: Iterable[dict], y_test, *, pairs: Sequence[tuple[st
             rows.append({"method": method, "baseline": baseline, "protocol": protocol, "alpha": alpha,
                          "evaluator": evaluator, **{k: result[k] for k in COMPARISON_COLUMNS[5:]}})
     return rows
+
+
+def within_split_noise_sd(records: Iterable[dict], comparison: dict, y_test_by_replicate: dict, *,
+                          n_boot: int = 200, random_state: int = 0) -> float | None:
+    """The test-noise figure beside a replicated verdict: how much one replicate's difference moves with
+    which stays happened to be tested.
+
+    For each replicate of ``comparison`` (a row of
+    :func:`tardiff.evaluation.replicates.replicated_comparisons`), the paired stay bootstrap of
+    :func:`paired_bootstrap_delta` on that replicate's test split gives an interval; its width
+    over 2 x 1.96 is that replicate's test-noise standard deviation. The root mean square over
+    replicates is returned (None without stored test predictions). It is a secondary figure: the
+    verdict's interval comes from the spread between replicates, which holds this noise and the
+    split, seeds and selection besides.
+    """
+    predictions = {}
+    for r in records:
+        if r.get("test_predictions") is None:
+            continue
+        predictions[(r["method"], r["protocol"], _alpha_key(r.get("alpha")), r["evaluator"], int(r["seed"]))] = \
+            r["test_predictions"]
+    sds = []
+    for seed in comparison["replicates"]:
+        a = predictions.get((comparison["method"], comparison["protocol"], _alpha_key(comparison["alpha"]),
+                             comparison["evaluator"], int(seed)))
+        b = predictions.get((comparison["baseline"], comparison["baseline_protocol"],
+                             _alpha_key(comparison["baseline_alpha"]), comparison["evaluator"], int(seed)))
+        if a is None or b is None:
+            continue
+        result = paired_bootstrap_delta(y_test_by_replicate[seed], [np.asarray(a)], [np.asarray(b)], n_boot=n_boot,
+                                        random_state=random_state)
+        sds.append((result["ci_high"] - result["ci_low"]) / (2 * 1.959964))
+    return float(np.sqrt(np.mean(np.square(sds)))) if sds else None

@@ -46,8 +46,9 @@ class ExperimentConfig:
     scale: Scale = "cpu"
     methods: tuple[str, ...] = METHODS
     controls: bool = True
-    seeds: tuple[int, ...] | None = None  # None: the scale's default seeds
-    split_seed: int = 0
+    # One seed per replicate: seed s draws replicate s's split and seeds every component trained in it
+    seeds: tuple[int, ...] | None = None  # None: the scale's default replicates
+    split_seed: int | None = None  # None: each replicate its own split; an int: one split for all (no replication)
     evaluators: tuple[str, ...] | None = None  # None: the scale's default evaluators
     guidance_scale: float = DEFAULT_GUIDANCE_SCALE
     guidance_set: GuidanceSet = "val"
@@ -98,7 +99,9 @@ class ExperimentConfig:
         if not self.seeds:
             raise ParameterError("seeds is empty; pass at least one seed, e.g. --seeds 0")
         _check_seeds(self.seeds)
-        _check_seeds((self.split_seed,), name="split seed")
+        if self.split_seed is not None:
+            _check_seeds((int(self.split_seed),), name="split seed")
+            self.split_seed = int(self.split_seed)
         if not str(self.out_dir).strip():
             raise ParameterError("the output folder is empty; pass --out DIR (or leave it out for runs/<dataset>)")
         if self.cache_dir is not None and not str(self.cache_dir).strip():
@@ -122,10 +125,11 @@ class ExperimentConfig:
     def from_parameters(cls, *, methods: str | Sequence[str] | None = None, seeds: str | Sequence[int] | None = None,
                         evaluators: str | Sequence[str] | None = None, out_dir: str | None = None,
                         sweep_raw: str | Sequence[float] | None = None, sweep_unit: str | Sequence[float] | None = None,
-                        **params) -> "ExperimentConfig":
+                        replicates: int | None = None, **params) -> "ExperimentConfig":
         """A config from CLI options or notebook parameters: lists may be comma-separated strings.
 
         ``None`` keeps the default (the scale's seeds and evaluators, every method, ``runs/<dataset>``).
+        ``replicates=K`` is short for ``seeds=0,...,K-1`` (K replicates).
 
         Examples
         --------
@@ -141,6 +145,12 @@ class ExperimentConfig:
             params["methods"] = split_list(methods)
         if evaluators is not None:
             params["evaluators"] = split_list(evaluators)
+        if replicates is not None:
+            if seeds is not None:
+                raise ParameterError("pass replicates (K replicates, seeds 0..K-1) or seeds, not both")
+            if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < 1:
+                raise ParameterError(f"replicates must be a whole number >= 1; got {replicates!r}")
+            params["seeds"] = tuple(range(int(replicates)))
         if seeds is not None:
             try:
                 params["seeds"] = tuple(int(s) for s in split_list(seeds))
@@ -159,6 +169,15 @@ class ExperimentConfig:
                 raise ParameterError(f"guidance_scale must be a number; got {params['guidance_scale']!r}") from None
         params["out_dir"] = f"runs/{params.get('dataset', cls.dataset)}" if out_dir is None else out_dir
         return cls(**params)
+
+    def split_seed_of(self, seed: int) -> int:
+        """The split seed of replicate ``seed``: its own, unless the run fixes one split for all."""
+        return int(seed) if self.split_seed is None else self.split_seed
+
+    @property
+    def replicated(self) -> bool:
+        """Whether every seed draws its own split (the intervals then cover split and seeds)."""
+        return self.split_seed is None
 
     @property
     def preset(self) -> ExperimentPreset:

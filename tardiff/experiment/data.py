@@ -8,14 +8,15 @@ checkpoint choice.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 
 from tardiff.data import PreparedCohort, load_cohort, prepare
 from tardiff.data.cache import hash_key
 from tardiff.data.cohort import concat_cohorts
-from tardiff.data.splits import MIN_STAYS_PER_CLASS, fit_and_test_split
+from tardiff.data.splits import MIN_STAYS_PER_CLASS, Split, fit_and_test_split, stratified_split
 from tardiff.errors import DataError
 from tardiff.experiment.config import ExperimentConfig
 from tardiff.guidance import GuidanceSet
@@ -37,32 +38,57 @@ class DataLedger:
                 raise RuntimeError(f"{len(leaked)} test stays reached {component}: the evaluation would be biased")
 
 
-#: Seed offset of the simulated cohort's fresh test draw (never the training draw's seed).
+#: Seed offsets of the simulated cohort's fresh draws (never the training draw's seed): the test
+#: split, the guidance set and the model-selection data each get a draw of their own.
 SIMULATED_TEST_SEED = 1_000_003
+SIMULATED_GUIDE_SEED = 2_000_003
+SIMULATED_SELECT_SEED = 3_000_003
 
 
-def load_prepared(config: ExperimentConfig) -> PreparedCohort:
-    """Load the cohort, split it with the scale's design (see :class:`~tardiff.presets.ExperimentPreset`), prepare it.
+def load_prepared(config: ExperimentConfig, split_seed: int | None = None) -> PreparedCohort:
+    """Load the cohort, draw one replicate's split with the scale's design, prepare it.
 
+    Parameters
+    ----------
+    config : ExperimentConfig
+    split_seed : int, optional
+        The replicate's split seed (default: ``config.split_seed``, else 0). Each replicate of
+        a run draws its own split (see :meth:`ExperimentConfig.split_seed_of`).
+
+    Notes
+    -----
     Imputation and scaling are fitted on the training split only. The test split is every stay
-    not drawn for training and validation (smoke, cpu), a fresh simulated draw (the simulated
-    cohort at smoke and cpu), PhysioNet's external set C (``test_sets="c"``), or 10% of the
-    cohort (paper).
+    not drawn for training, validation, guidance and selection (smoke, cpu), a fresh simulated
+    draw (the simulated cohort at smoke and cpu), PhysioNet's external set C (``test_sets="c"``),
+    or 10% of the cohort (paper). Beside training and validation (early stopping and the
+    decision threshold) the design holds out a guidance set (``guide``: TarDiff's D_g) and
+    model-selection data (``select``: the calibrated guidance scale, MCRAGE's guidance weight,
+    the guidance classifier's settings, the quality gate), so that no held-out stay does two
+    jobs (see :func:`held_out_parts`).
     """
     preset = config.preset
+    seed = int(config.split_seed if split_seed is None else split_seed) if (
+        split_seed is not None or config.split_seed is not None) else 0
     if config.dataset == "simulated":
-        cohort = load_cohort("simulated", n=preset.simulated_n, seed=config.split_seed, progress=False)
+        cohort = load_cohort("simulated", n=preset.simulated_n, seed=seed, progress=False)
         _check_classes(cohort, config)
         if preset.simulated_test_n is None:
-            return prepare(cohort, random_state=config.split_seed)
-        fresh = load_cohort("simulated", n=preset.simulated_test_n, seed=SIMULATED_TEST_SEED + config.split_seed,
-                            progress=False)
-        fresh.stay_ids = fresh.stay_ids + len(cohort.y)  # ids unique across the two draws
-        both = concat_cohorts(cohort, fresh)
-        n_fit = len(cohort.y)
-        split = fit_and_test_split(both.y, fit_positions=np.arange(n_fit),
-                                   test_positions=np.arange(n_fit, len(both.y)), random_state=config.split_seed)
-        return prepare(both, split=split)
+            return prepare(cohort, split=held_out_parts(cohort.y, stratified_split(cohort.y, random_state=seed),
+                                                        preset, random_state=seed))
+        parts = [cohort]
+        for offset, n in ((SIMULATED_TEST_SEED, preset.simulated_test_n), (SIMULATED_GUIDE_SEED, preset.guide_stays),
+                          (SIMULATED_SELECT_SEED, preset.select_stays)):
+            fresh = load_cohort("simulated", n=n, seed=offset + seed, progress=False)
+            fresh.stay_ids = fresh.stay_ids + sum(len(c.y) for c in parts)  # ids unique across the draws
+            parts.append(fresh)
+        both = parts[0]
+        for part in parts[1:]:
+            both = concat_cohorts(both, part)
+        bounds = np.cumsum([0] + [len(c.y) for c in parts])
+        test, guide, select = (np.arange(bounds[i], bounds[i + 1]) for i in (1, 2, 3))
+        split = fit_and_test_split(both.y, fit_positions=np.arange(bounds[1]), test_positions=test,
+                                   random_state=seed)
+        return prepare(both, split=replace(split, guide=guide, select=select))
 
     options = {}
     if config.sets is not None or config.test_sets is not None:
@@ -73,14 +99,55 @@ def load_prepared(config: ExperimentConfig) -> PreparedCohort:
     everyone = np.arange(len(cohort.y))
     if config.test_sets is not None:  # external validation: train and select on some sets, test on others
         held_out = cohort.static["set"].isin(list(config.test_sets)).to_numpy()
-        split = fit_and_test_split(cohort.y, fit_positions=everyone[~held_out], test_positions=everyone[held_out],
-                                   fit_stays=preset.fit_stays, random_state=config.split_seed)
-        return prepare(cohort, split=split)
-    if preset.fit_stays is None or len(cohort.y) * 0.9 <= preset.fit_stays:
-        return prepare(cohort, random_state=config.split_seed)  # 80/10/10 (paper, or a cohort too small to cap)
-    split = fit_and_test_split(cohort.y, fit_positions=everyone, test_positions=np.array([], dtype=int),
-                               fit_stays=preset.fit_stays, random_state=config.split_seed)
-    return prepare(cohort, split=split)
+        fit_positions, test_positions = everyone[~held_out], everyone[held_out]
+    elif preset.fit_stays is None or len(cohort.y) * 0.9 <= preset.fit_stays:
+        # 80/10/10 (paper, or a cohort too small to cap); the guidance and selection parts come out of validation
+        return prepare(cohort, split=held_out_parts(cohort.y, stratified_split(cohort.y, random_state=seed), preset,
+                                                    random_state=seed))
+    else:
+        fit_positions, test_positions = everyone, np.array([], dtype=int)
+    split = fit_and_test_split(cohort.y, fit_positions=fit_positions, test_positions=test_positions,
+                               fit_stays=preset.fit_stays, random_state=seed)
+    return prepare(cohort, split=held_out_parts(cohort.y, split, preset, random_state=seed,
+                                                pool=np.setdiff1d(fit_positions, np.r_[split.train, split.val])))
+
+
+#: Stays of each class each third of a validation split needs before it is cut in three.
+_MIN_PER_PART = 3
+
+
+def held_out_parts(y: np.ndarray, split: Split, preset, *, random_state: int, pool: np.ndarray | None = None) -> Split:
+    """``split`` with a guidance set and model-selection data of their own, when the cohort allows.
+
+    At smoke and cpu scale they are drawn (stratified, ``preset.guide_stays`` and
+    ``preset.select_stays`` stays) from ``pool``, the stays left after training and validation
+    were drawn, and the test split keeps the rest: they cost no training stay. Without such a
+    pool (80/10/10: paper scale, a small cohort) the validation part is cut in three
+    (validation, guidance, selection), each stratified. When a class is too rare for that,
+    the split is returned unchanged and every job falls back to the validation split (the
+    run's ``results.json`` says so under ``cohort.splits``).
+    """
+    rng = random_state
+    try:
+        if pool is not None and pool.size and preset.guide_stays and preset.select_stays and \
+                pool.size > preset.guide_stays + preset.select_stays:
+            if split.test.size and np.intersect1d(split.test, pool).size == 0:  # external test: pool is spare fit stays
+                guide, rest = train_test_split(pool, train_size=preset.guide_stays, stratify=y[pool], random_state=rng)
+                select, _ = train_test_split(rest, train_size=preset.select_stays, stratify=y[rest], random_state=rng)
+                return replace(split, guide=np.sort(guide), select=np.sort(select))
+            guide, rest = train_test_split(split.test, train_size=preset.guide_stays, stratify=y[split.test],
+                                           random_state=rng)
+            select, test = train_test_split(rest, train_size=preset.select_stays, stratify=y[rest], random_state=rng)
+            return replace(split, guide=np.sort(guide), select=np.sort(select), test=np.sort(test))
+        val = split.val
+        counts = np.bincount(y[val], minlength=2)
+        if counts.min() < 3 * _MIN_PER_PART:
+            return split
+        val, rest = train_test_split(val, train_size=1 / 3, stratify=y[val], random_state=rng)
+        guide, select = train_test_split(rest, train_size=0.5, stratify=y[rest], random_state=rng)
+        return replace(split, val=np.sort(val), guide=np.sort(guide), select=np.sort(select))
+    except ValueError:  # scikit-learn: a class too small to stratify; every job falls back to validation
+        return split
 
 
 def _check_classes(cohort, config: ExperimentConfig) -> None:
@@ -92,21 +159,33 @@ def _check_classes(cohort, config: ExperimentConfig) -> None:
 
 
 def guidance_data(prepared: PreparedCohort, which: GuidanceSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(X, y, stay ids) of the guidance set: the validation split (paper), the training split
-    (public code) or the validation split's minority class (paper Table 5)."""
-    ids = prepared.ids
+    """(X, y, stay ids) of the guidance set D_g.
+
+    ``"val"`` is the paper's held-out set: the design's own guidance part (``guide``, never used
+    for early stopping or selection) when it has one, else the validation split; ``"minority"``
+    its minority class (paper Table 5); ``"train"`` the training split (the public code)."""
     if which == "train":
-        return prepared.X_train, prepared.y_train, ids["train"]
-    X, y, sid = prepared.X_val, prepared.y_val, ids["val"]
+        return prepared.X_train, prepared.y_train, prepared.ids["train"]
+    name = "guide" if "guide" in prepared.split.parts() else "val"
+    X, y = prepared.part(name)
+    sid = prepared.ids[name]
     if which == "minority":
         keep = y == 1
         return X[keep], y[keep], sid[keep]
     return X, y, sid
 
 
+def selection_data(prepared: PreparedCohort) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(X, y, stay ids, part name) of the model-selection data: the ``select`` part, else validation."""
+    name = "select" if "select" in prepared.split.parts() else "val"
+    X, y = prepared.part(name)
+    return X, y, prepared.ids[name], name
+
+
 #: Bump when what the runner stores changes meaning, so older artifacts are not reused.
 #: 4: MCRAGE's MLP gained its input gate (its synthetic sets are keyed by method, not by network).
-CACHE_VERSION = 4
+#: 5: replicates (guidance and selection parts in every split), MCRAGE as published, the held-out gate.
+CACHE_VERSION = 5
 
 
 def content_hash(prepared: PreparedCohort) -> str:
@@ -119,7 +198,7 @@ def content_hash(prepared: PreparedCohort) -> str:
     digest = hashlib.sha256()
     cohort = prepared.cohort
     parts = [("raw", (cohort.X, cohort.y, cohort.stay_ids))]
-    parts += [(name, (*prepared.part(name), prepared.ids[name])) for name in ("train", "val", "test")]
+    parts += [(name, (*prepared.part(name), prepared.ids[name])) for name in prepared.split.parts()]
     for name, arrays in parts:
         for array in arrays:
             array = np.asarray(array)

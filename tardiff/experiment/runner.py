@@ -1,12 +1,17 @@
-"""The runner: every method, protocol, seed and evaluator of one dataset, with an artifact cache.
+"""The runner: every method, protocol, replicate and evaluator of one dataset, with an artifact cache.
 
-:class:`Experiment` trains each generator once per seed on the training split, generates its
-synthetic sets, checks them against the quality gate, trains the evaluators on every
-protocol's training set (checkpoints chosen on the real validation split) and scores them on
-the untouched test split; then it sweeps TarDiff's guidance, picks the calibrated variant on
-validation AUPRC, and compares methods pairwise on the same test stays. Every artifact is
-cached by a hash of what it is computed from (the data's content, the settings, the code
-version) and verified when read, so an interrupted run resumes where it stopped.
+:class:`Experiment` runs each of the config's seeds as a *replicate*: its own stratified draw
+of the training, validation, guidance, selection and test stays (unless the run fixes one
+split for all) and its own seed for every trained component. Within a replicate it trains each
+generator on the training split, generates its synthetic sets, checks them against the quality
+gate on held-out selection stays, trains the evaluators on every protocol's training set
+(checkpoints chosen on the validation split) and scores them on that replicate's untouched
+test split. Every choice is made inside the replicate on its selection stays: the guidance
+classifier's settings, the calibrated guidance scale (0 among the candidates) and MCRAGE's
+guidance weight. The fixed family of comparisons is then computed from the per-replicate
+paired differences (:mod:`tardiff.evaluation.replicates`). Every artifact is cached by a hash
+of what it is computed from (the data's content, the settings, the code version) and verified
+when read, so an interrupted run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -28,15 +33,23 @@ from tardiff.data.cache import (
     load_arrays,
     read_json_verified,
     save_arrays,
+    arrays_checksum,
     write_json,
     write_json_verified,
 )
 from tardiff.errors import ParameterError
-from tardiff.evaluation.gates import gate_description, noise_prediction_error, quality_gate
+from tardiff.evaluation.gates import noise_prediction_error
 from tardiff.evaluation.protocols import SyntheticSets, TrainingSet, training_sets
 from tardiff.evaluation.utility import bootstrap_ci, choose_threshold, summarise_over_seeds, utility_metrics
 from tardiff.experiment.config import ExperimentConfig
-from tardiff.experiment.data import CACHE_VERSION, DataLedger, content_hash, guidance_data, load_prepared
+from tardiff.experiment.data import (
+    CACHE_VERSION,
+    DataLedger,
+    content_hash,
+    guidance_data,
+    load_prepared,
+    selection_data,
+)
 from tardiff.guidance import GuidanceOptions
 from tardiff.presets import torch_threads
 
@@ -59,20 +72,51 @@ class Experiment:
         self.device = config.resolved_device()
         self.cache = config.resolved_cache_dir()
         self.out = Path(config.out_dir)
-        self.ledger = DataLedger()
-        start = time.perf_counter()
-        self.prepared = load_prepared(config)
-        self.timings: dict[str, float] = {"load_and_prepare_s": time.perf_counter() - start}
+        self._replicates: dict[int, tuple] = {}  # split seed -> (prepared cohort, data key, ledger)
         self._memo: dict = {}  # trained components shared within this run
-        # the thread count joins every key: on a CPU it changes the numbers an artifact holds
-        self.data_key = hash_key(config.scale, content_hash(self.prepared), CACHE_VERSION, config.threads)
+        start = time.perf_counter()
+        self.data(config.seeds[0])  # the first replicate's data now: bad data fails before any work
+        self.timings: dict[str, float] = {"load_and_prepare_s": time.perf_counter() - start}
+
+    # ---- one replicate's data
+    def data(self, seed: int):
+        """The prepared cohort of replicate ``seed`` (its own split unless the run fixes one)."""
+        return self._replicate(seed)[0]
+
+    def data_key(self, seed: int) -> str:
+        """What every artifact of replicate ``seed`` is keyed by: the content of its data and splits,
+        the scale, the cache version and the thread count (on a CPU it changes the numbers)."""
+        return self._replicate(seed)[1]
+
+    def ledger(self, seed: int) -> DataLedger:
+        """Which stays of replicate ``seed`` reached which component."""
+        return self._replicate(seed)[2]
+
+    def _replicate(self, seed: int) -> tuple:
+        split_seed = self.config.split_seed_of(seed)
+        if split_seed not in self._replicates:
+            start = time.perf_counter()
+            prepared = load_prepared(self.config, split_seed)
+            key = hash_key(self.config.scale, content_hash(prepared), CACHE_VERSION, self.config.threads)
+            self._replicates[split_seed] = (prepared, key, DataLedger())
+            if hasattr(self, "timings"):
+                self._time("load_and_prepare_s", time.perf_counter() - start)
+        return self._replicates[split_seed]
+
+    @property
+    def prepared(self):
+        """The first replicate's prepared cohort (the one the chapter's cohort pictures show)."""
+        return self.data(self.config.seeds[0])
 
     def _time(self, key: str, seconds: float) -> None:
         self.timings[key] = self.timings.get(key, 0.0) + seconds
 
     # ---- guidance options of each method
-    def guidance_for(self, method: str, override: GuidanceOptions | None = None) -> GuidanceOptions | None:
-        """The guidance options that build ``method``'s samples (None: it is not guided)."""
+    def guidance_for(self, method: str, override: GuidanceOptions | None = None, *,
+                     seed: int | None = None) -> GuidanceOptions | None:
+        """The guidance options that build ``method``'s samples in replicate ``seed`` (None: not guided).
+
+        The calibrated variant's are chosen per replicate (``seed`` is then required)."""
         entry = registry.method(method)
         if entry.guidance is None:
             return None
@@ -81,30 +125,36 @@ class Experiment:
         if entry.guidance == "calibrated":
             from tardiff.experiment.sweep import calibrated_guidance
 
-            return calibrated_guidance(self)
+            if seed is None:
+                raise ValueError("the calibrated guidance is chosen per replicate: pass seed")
+            return calibrated_guidance(self, seed)
         return self.config.guidance
 
-    def _guidance_set(self) -> tuple[np.ndarray, np.ndarray]:
-        Xg, yg, gid = guidance_data(self.prepared, self.config.guidance_set)
-        self.ledger.record("guidance set", gid)
+    def _guidance_set(self, seed: int, options: GuidanceOptions | None) -> tuple[np.ndarray, np.ndarray]:
+        Xg, yg, gid = guidance_data(self.data(seed), (options or self.config.guidance).guidance_set)
+        self.ledger(seed).record("guidance set", gid)
         return Xg, yg
 
     # ---- components (each cached by what determines it)
-    def generator(self, method: str, seed: int, *, guidance: GuidanceOptions | None = None):
-        """A fitted sampler of ``method`` for ``seed`` (trained on the training split only).
+    def generator(self, method: str, seed: int, *, guidance: GuidanceOptions | None = None,
+                  tuned: float | None = None):
+        """A fitted sampler of ``method`` for replicate ``seed`` (trained on its training split only).
 
-        The registry's factory builds it; ``guidance`` overrides a guided method's options (the sweep)."""
+        The registry's factory builds it; ``guidance`` overrides a guided method's options (the
+        sweep) and ``tuned`` sets the method's tuned parameter (see :meth:`tuned_value`)."""
         entry = registry.method(method)
         if entry.factory is None:
             raise ParameterError(f"method {method!r} trains on real data only and has no generator")
-        p = self.prepared
+        p = self.data(seed)
+        options = self.guidance_for(method, guidance, seed=seed)
         context = registry.MethodContext(
             seed=seed, scale=self.config.scale, device=self.device, progress=self.config.progress,
-            guidance=self.guidance_for(method, guidance), denoiser=lambda: self.denoiser(seed),
-            guidance_classifier=lambda: self.guidance_classifier(seed), guidance_set=self._guidance_set,
+            guidance=options, denoiser=lambda: self.denoiser(seed),
+            guidance_classifier=lambda: self.guidance_classifier(seed),
+            guidance_set=lambda: self._guidance_set(seed, options), tuned=tuned,
         )
         sampler = entry.factory(context)
-        self.ledger.record(f"{method} generator", p.ids["train"])
+        self.ledger(seed).record(f"{method} generator", p.ids["train"])
         return sampler.fit(p.X_train, p.y_train)
 
     def denoiser(self, seed: int):
@@ -118,151 +168,247 @@ class Experiment:
             return self._memo[key]
         scale = self.config.scale
         unet_cfg, train_cfg = UNetConfig.preset(scale), TrainConfig.preset(scale)
-        path = self.cache / f"denoiser-{hash_key(self.data_key, asdict(unet_cfg), asdict(train_cfg), seed)}.pt"
+        path = self.cache / f"denoiser-{hash_key(self.data_key(seed), asdict(unet_cfg), asdict(train_cfg), seed)}.pt"
         start = time.perf_counter()
         sampler = UnguidedDiffusionSampler(scale=scale, unet_config=unet_cfg, train_config=train_cfg,
                                            random_state=seed, device=self.device, progress=self.config.progress,
                                            checkpoint_path=path)
+        p = self.data(seed)
         with file_lock(path):  # a second run sharing the cache waits, then resumes the finished checkpoint
-            sampler.fit(self.prepared.X_train, self.prepared.y_train)
+            sampler.fit(p.X_train, p.y_train)
         self._time(f"denoiser_train_s_seed{seed}", time.perf_counter() - start)
-        self.ledger.record("denoiser training", self.prepared.ids["train"])
+        self.ledger(seed).record("denoiser training", p.ids["train"])
         self._memo[key] = sampler.denoiser_
         return sampler.denoiser_
 
     def guidance_classifier(self, seed: int):
-        """The GRU TarDiff differentiates: fit on the training split; among the scale's candidate
-        settings, the one with the best validation AUPRC (its checkpoint chosen on validation too).
-        Cached on disk with the report of what was tried, so every process of a run shares it."""
+        """The GRU TarDiff differentiates, for replicate ``seed``: fit on its training split (checkpoint
+        chosen on validation); among the scale's candidate settings, the one with the best AUPRC on
+        the replicate's selection stays. Cached on disk with the report of what was tried, so every
+        process of a run shares it."""
         from tardiff.classifiers import load_classifier, make_classifier, save_classifier
+        from tardiff.evaluation.utility import utility_metrics
         from tardiff.presets import sizes
 
         key = ("guidance_classifier", seed)
         if key in self._memo:
             return self._memo[key]
-        p, scale = self.prepared, self.config.scale
+        p, scale = self.data(seed), self.config.scale
+        X_sel, y_sel, sel_ids, sel_name = selection_data(p)
         candidates = self.config.preset.guidance_candidates
-        stem = hash_key(self.data_key, sizes("classifier", scale, "gru"), candidates, seed, tardiff.__version__)
+        stem = hash_key(self.data_key(seed), sizes("classifier", scale, "gru"), candidates, seed, tardiff.__version__)
         path = self.cache / f"guidance-classifier-{stem}.pt"
         report_path = path.with_suffix(".json")
         with file_lock(path):
             report = read_json_verified(report_path)
-            if report is not None and path.exists():
-                clf = load_classifier(path, device=self.device)
-            else:
+            # an edited or damaged checkpoint (its checksum fails) is retrained, never trusted
+            clf = load_classifier(path, device=self.device, if_damaged="none") if report is not None else None
+            if clf is None:
                 start = time.perf_counter()
                 tried = []
                 for overrides in candidates:
                     model = make_classifier("gru", scale, random_state=seed, device=self.device, **overrides)
                     tried.append(model.fit(p.X_train, p.y_train, p.X_val, p.y_val))
-                best = max(range(len(tried)), key=lambda i: tried[i].best_val_auprc_)  # the first of equals
+                scores = [utility_metrics(y_sel, c.predict_proba(X_sel)[:, 1])["auprc"] for c in tried]
+                best = int(np.argmax(scores))  # the first of equals
                 clf = tried[best]
-                report = {"seed": seed, "chosen": best, "criterion": "validation AUPRC", "candidates": [
+                report = {"seed": seed, "chosen": best, "criterion": f"AUPRC on the {sel_name} stays", "candidates": [
                     {"settings": dict(overrides), "hidden": c.config_.hidden, "val_auprc": float(c.best_val_auprc_),
-                     "best_epoch": int(c.best_epoch_)} for overrides, c in zip(candidates, tried)]}
-                report["g_norm"] = self._guidance_norms(clf)
+                     "select_auprc": float(score), "best_epoch": int(c.best_epoch_)}
+                    for overrides, c, score in zip(candidates, tried, scores)]}
+                report["g_norm"] = self._guidance_norms(clf, seed)
                 save_classifier(clf, path)
                 write_json_verified(report_path, report)
                 self._time("guidance_classifier_s", time.perf_counter() - start)
-        self.ledger.record("guidance classifier", np.concatenate([p.ids["train"], p.ids["val"]]))
+        self.ledger(seed).record("guidance classifier", np.concatenate([p.ids["train"], p.ids["val"], sel_ids]))
         self._memo[key] = clf
         self._memo[("guidance_classifier_report", seed)] = report
         return clf
 
-    def _guidance_norms(self, clf) -> dict:
+    def _guidance_norms(self, clf, seed: int) -> dict:
         """||G|| over each possible guidance set: the minority set's is many times the whole
-        validation split's, so under raw guidance it silently multiplies the effective w."""
+        guidance split's, so under raw guidance it silently multiplies the effective w."""
         from tardiff.guidance import guidance_vector
 
         norms = {}
         for which in ("val", "minority", "train"):
-            X, y, _ = guidance_data(self.prepared, which)
+            X, y, _ = guidance_data(self.data(seed), which)
             norms[which] = float(guidance_vector(clf.module_, X, y, device=clf.device_).norm())
         return norms
 
-    def _set_path(self, method: str, seed: int, guidance: GuidanceOptions | None) -> Path:
-        key = hash_key(self.data_key, method, seed, None if guidance is None else guidance.key(), tardiff.__version__)
+    # ---- synthetic sets
+    def _set_path(self, method: str, seed: int, guidance: GuidanceOptions | None, tuned: float | None) -> Path:
+        key = hash_key(self.data_key(seed), method, seed, None if guidance is None else guidance.key(), tuned,
+                       tardiff.__version__)
         return self.cache / f"synthetic-{method}-{key}.npz"
 
     def synthetic_sets(self, method: str, seed: int, *, guidance: GuidanceOptions | None = None,
-                       pool_only: bool = False) -> SyntheticSets:
-        """The method's pool (training size, real ratio) and balance set, cached on disk.
+                       pool_only: bool = False, tuned: float | None = None) -> SyntheticSets:
+        """The method's pool (training size, real ratio) and balance set in replicate ``seed``, cached on disk.
 
         ``guidance`` overrides a guided method's options (the sweep); ``pool_only`` skips the
-        balance set (the sweep judges pools only). The noise-prediction error of a diffusion
-        sampler's denoiser is stored beside them (see :mod:`tardiff.evaluation.gates`)."""
-        p = self.prepared
-        options = self.guidance_for(method, guidance)
-        path = self._set_path(method, seed, options)
+        balance set (the sweep judges pools only); ``tuned`` sets a tuned method's parameter
+        (None: the value chosen on the replicate's selection stays). A calibrated choice of
+        guidance scale 0 is the unguided model's sets (the same draws). The noise-prediction
+        error of a diffusion sampler's denoiser is stored beside them (see
+        :mod:`tardiff.evaluation.gates`)."""
+        entry = registry.method(method)
+        options = self.guidance_for(method, guidance, seed=seed)
+        if options is not None and options.guidance_scale == 0.0 and "unguided" in registry.method_names():
+            sets = self.synthetic_sets("unguided", seed)  # TarDiff at w = 0 is the unguided sampler, draw for draw
+            self._memo[("noise_error", method, seed)] = self._memo[("noise_error", "unguided", seed)]
+            return sets
+        if entry.tuned is not None and tuned is None:
+            tuned = self.tuned_value(method, seed)
+        path = self._set_path(method, seed, options, tuned)
         if pool_only:
             path = path.with_name(path.name.replace("synthetic-", "pool-"))
         with file_lock(path):  # two runs sharing the cache: the second waits and reads the first's sets
             arrays = load_arrays(path)  # verified; a damaged file warns and is regenerated
             if arrays is None:
                 start = time.perf_counter()
-                sampler = self.generator(method, seed, guidance=guidance)
-                counts = np.bincount(p.y_train, minlength=2)
-                minority = int(np.argmin(counts))
-                arrays = {}
-                if registry.method(method).needs_pool:
-                    arrays["pool_X"] = np.concatenate([sampler.sample(int(counts[c]), c) for c in (0, 1)])
-                    arrays["pool_y"] = np.repeat([0, 1], counts)
-                if not pool_only:
-                    n_bal = int(counts.max() - counts.min())
-                    arrays["balance_X"] = sampler.sample(n_bal, minority)
-                    arrays["balance_y"] = np.full(n_bal, minority)
+                sampler = self._fitted(method, seed, guidance, tuned)
+                arrays = self._draw(sampler, method, seed, pool_only)
                 self._time(f"{method}_generate_s_seed{seed}", time.perf_counter() - start)
                 arrays["noise_error"] = np.array(self._noise_error(sampler, seed))
                 save_arrays(path, **arrays)
         self._memo[("noise_error", method, seed)] = float(arrays["noise_error"])
         return SyntheticSets(**{k: arrays.get(k) for k in SET_NAMES})
 
+    def _fitted(self, method: str, seed: int, guidance: GuidanceOptions | None, tuned: float | None):
+        """A fitted sampler; a tuned method is fitted once per replicate and copied for each value,
+        so each candidate samples from the same generator state, whatever order they are drawn in."""
+        import copy
+
+        entry = registry.method(method)
+        if entry.tuned is None:
+            return self.generator(method, seed, guidance=guidance)
+        key = ("fitted", method, seed)
+        if key not in self._memo:
+            self._memo[key] = self.generator(method, seed, guidance=guidance, tuned=tuned)
+        sampler = copy.deepcopy(self._memo[key])
+        return sampler.set_params(**{entry.tuned[0]: tuned})
+
+    def _draw(self, sampler, method: str, seed: int, pool_only: bool) -> dict:
+        p = self.data(seed)
+        counts = np.bincount(p.y_train, minlength=2)
+        minority = int(np.argmin(counts))
+        arrays = {}
+        if registry.method(method).needs_pool:
+            arrays["pool_X"] = np.concatenate([sampler.sample(int(counts[c]), c) for c in (0, 1)])
+            arrays["pool_y"] = np.repeat([0, 1], counts)
+        if not pool_only:
+            n_bal = int(counts.max() - counts.min())
+            arrays["balance_X"] = sampler.sample(n_bal, minority)
+            arrays["balance_y"] = np.full(n_bal, minority)
+        return arrays
+
+    def tuned_value(self, method: str, seed: int) -> float:
+        """The tuned parameter of ``method`` chosen in replicate ``seed`` (see :attr:`Method.tuned`).
+
+        Each candidate's sets are drawn from one fitted sampler; the main evaluator is trained on
+        the candidate's training set under the declared protocol (checkpoint on validation) and
+        scored on the replicate's selection stays. The best AUPRC wins among the candidates whose
+        sets pass the quality gate (among all when none does); the test split plays no part."""
+        key = ("tuned", method, seed)
+        if key in self._memo:
+            return self._memo[key]
+        name, candidates, protocol = registry.method(method).tuned
+        rows = []
+        for value in candidates:
+            sets = self.synthetic_sets(method, seed, tuned=float(value))
+            train_set = _protocol_set(method, self.data(seed), sets, protocol, self.config.preset.alphas)
+            (record,) = self.evaluated(method, seed, train_set, evaluators=self.config.evaluators[:1],
+                                       tuned=float(value))
+            gate = self._set_gate(method, seed, sets, tuned=float(value))
+            rows.append({"value": float(value), "select_auprc": record["select_auprc"],
+                         "val_auprc": record["val_auprc"], "test_auprc": record["auprc"],
+                         "passes_quality_gate": gate["passes_quality_gate"]})
+        chosen = _choose(rows, "select_auprc")
+        self._memo[key] = rows[chosen]["value"]
+        self._memo[("tuned_report", method, seed)] = {
+            "method": method, "seed": seed, "parameter": name, "protocol": protocol, "chosen": rows[chosen]["value"],
+            "criterion": (f"AUPRC on the selection stays of the {self.config.evaluators[0]} evaluator trained under "
+                          f"{protocol}, among the values whose sets pass the quality gate (all when none does)"),
+            "candidates": rows}
+        return self._memo[key]
+
     def _noise_error(self, sampler, seed: int) -> float:
         """Held-out noise-prediction MSE at the noisiest step, for samplers with a denoiser (else NaN)."""
         if not (hasattr(sampler, "denoiser_") and hasattr(sampler, "process_")):
             return float("nan")
-        X, y = self.prepared.X_val, self.prepared.y_val
+        p = self.data(seed)
+        X, y = p.X_val, p.y_val
         if hasattr(sampler, "mean_"):  # MCRAGE models flattened rows standardised by its own mean and sd
             X = (X.reshape(len(X), -1) - sampler.mean_) / sampler.std_
         device = next(sampler.denoiser_.parameters()).device
         return noise_prediction_error(sampler.denoiser_, sampler.process_, X, y, seed=seed, device=device)
 
-    def gates(self, method: str, seed: int, X: np.ndarray, y: np.ndarray, *, key) -> dict:
-        """The quality-gate metrics of one synthetic set (cached; see :func:`~tardiff.evaluation.gates.quality_gate`)."""
-        p, preset = self.prepared, self.config.preset
-        path = self.cache / f"gates-{hash_key(self.data_key, key, preset.gate_epochs, tardiff.__version__)}.json"
+    # ---- the quality gate
+    def real_baseline(self, seed: int) -> dict:
+        """The gate's real-vs-real baseline of replicate ``seed`` (held-out selection stays against
+        training stays), computed once per replicate and cached."""
+        from tardiff.evaluation.gates import real_baseline
+
+        p = self.data(seed)
+        X_sel, y_sel, sel_ids, _ = selection_data(p)
+        path = self.cache / f"gate-baseline-{hash_key(self.data_key(seed), self.config.scale, tardiff.__version__)}.json"
         with file_lock(path):
             result = read_json_verified(path)
             if result is None:
                 start = time.perf_counter()
-                result = quality_gate(p.X_train, p.y_train, X, y, p.X_val, seed=seed, epochs=preset.gate_epochs,
-                                      device=self.device)
+                result = real_baseline(p.X_train, p.y_train, X_sel, y_sel, seed=seed, scale=self.config.scale,
+                                       device=self.device)
+                self._time("quality_gates_s", time.perf_counter() - start)
+                write_json_verified(path, result)
+        self.ledger(seed).record("quality gate", sel_ids)
+        return result
+
+    def gates(self, method: str, seed: int, X: np.ndarray, y: np.ndarray) -> dict:
+        """The quality gate of one synthetic set of replicate ``seed`` against its held-out selection stays
+        (cached by the set's content; see :func:`~tardiff.evaluation.gates.quality_gate`)."""
+        from tardiff.evaluation.gates import quality_gate
+
+        p = self.data(seed)
+        X_sel, y_sel, _, _ = selection_data(p)
+        content = arrays_checksum({"X": X, "y": y})
+        path = self.cache / f"gates-{hash_key(self.data_key(seed), content, self.config.scale, tardiff.__version__)}.json"
+        with file_lock(path):
+            result = read_json_verified(path)
+            if result is None:
+                baseline = self.real_baseline(seed)
+                start = time.perf_counter()
+                result = quality_gate(p.X_train, p.y_train, X, y, X_sel, y_sel, baseline=baseline, seed=seed,
+                                      scale=self.config.scale, device=self.device)
                 self._time("quality_gates_s", time.perf_counter() - start)
                 write_json_verified(path, result)
         return result
 
-    def generator_gates(self, method: str, seed: int) -> dict:
-        """Gate row of ``method`` x ``seed`` for ``results.json``: the pool, or the balance set if it has no pool."""
-        sets = self.synthetic_sets(method, seed)
+    def _set_gate(self, method: str, seed: int, sets: SyntheticSets, **_) -> dict:
+        """The gate of a method's sets: its pool, or its balance set when it has no pool."""
         X, y = (sets.pool_X, sets.pool_y) if sets.pool_X is not None else (sets.balance_X, sets.balance_y)
-        options = self.guidance_for(method)
-        key = ("gates", method, seed, None if options is None else options.key())
+        return self.gates(method, seed, X, y)
+
+    def generator_gates(self, method: str, seed: int) -> dict:
+        """Gate row of ``method`` in replicate ``seed`` for ``results.json``."""
+        gate = self._set_gate(method, seed, self.synthetic_sets(method, seed))
         noise = self._memo.get(("noise_error", method, seed), float("nan"))
-        return {"method": method, "seed": seed, **self.gates(method, seed, X, y, key=key),
-                "noise_error": None if not np.isfinite(noise) else noise}
+        return {"method": method, "seed": seed, **gate, "noise_error": None if not np.isfinite(noise) else noise}
 
     # ---- evaluation
     def evaluate(self, train_set, evaluator: str, seed: int, method: str) -> dict:
-        """Fit ``evaluator`` on ``train_set`` (checkpoint on val AUPRC), score it on test.
+        """Fit ``evaluator`` on ``train_set`` (checkpoint on the replicate's validation AUPRC), score it on
+        its selection stays (what choices are made on) and on its test split (what is reported).
 
         Every evaluator is built alike, from the registry; the method decides the class weighting."""
-        p = self.prepared
+        p = self.data(seed)
+        X_sel, y_sel, _, sel_name = selection_data(p)
         clf = registry.evaluator(evaluator).factory(self.config.scale, random_state=seed, device=self.device,
                                                     class_weight=registry.method(method).class_weight)
         start = time.perf_counter()
         clf.fit(train_set.X, train_set.y, p.X_val, p.y_val)
         fit_s = time.perf_counter() - start
-        self.ledger.record("checkpoint selection", p.ids["val"])
+        self.ledger(seed).record("checkpoint selection", p.ids["val"])
         p_val = clf.predict_proba(p.X_val)[:, 1]
         threshold = choose_threshold(p.y_val, p_val)
         p_test = clf.predict_proba(p.X_test)[:, 1]
@@ -270,34 +416,41 @@ class Experiment:
         for name in ("auprc", "auroc"):
             low, high = bootstrap_ci(p.y_test, p_test, name, n_boot=self.config.preset.bootstrap, random_state=seed)
             metrics[f"{name}_ci_low"], metrics[f"{name}_ci_high"] = low, high
-        # Validation AUPRC: what choices between variants are made on (the test split never is).
+        # Validation and selection AUPRC: what choices between variants are made on (never the test split).
         val_auprc = utility_metrics(p.y_val, p_val)["auprc"]
+        select_auprc = utility_metrics(y_sel, clf.predict_proba(X_sel)[:, 1])["auprc"]
         self._time(f"evaluate_{evaluator}_s", fit_s)
-        return {**metrics, "val_auprc": val_auprc, "threshold": threshold, "fit_seconds": fit_s,
-                "n_train": int(len(train_set.y)), "n_synthetic": int(train_set.n_synthetic),
-                "test_predictions": p_test.tolist()}
+        return {**metrics, "val_auprc": val_auprc, "select_auprc": select_auprc, "selection_part": sel_name,
+                "threshold": threshold, "fit_seconds": fit_s, "n_train": int(len(train_set.y)),
+                "n_synthetic": int(train_set.n_synthetic), "test_predictions": p_test.tolist()}
 
     def evaluated(self, method: str, seed: int, train_set, *, evaluators: tuple[str, ...] | None = None,
-                  guidance: GuidanceOptions | None = None) -> list[dict]:
+                  guidance: GuidanceOptions | None = None, tuned: float | None = None) -> list[dict]:
         """Evaluation records of ``train_set``, each read from ``records/`` when already there (verified).
 
-        ``guidance`` overrides a guided method's options (the sweep)."""
+        A record is keyed by the content of the training set it judges, so a synthetic set that
+        was regenerated (or edited) is judged anew. ``guidance`` overrides a guided method's
+        options (the sweep); ``tuned`` names a tuned method's candidate value."""
         cfg = self.config
-        options = self.guidance_for(method, guidance)
+        options = self.guidance_for(method, guidance, seed=seed)
+        if tuned is None and registry.method(method).tuned is not None:
+            tuned = self.tuned_value(method, seed)
+        content = arrays_checksum({"X": train_set.X, "y": train_set.y})
         out = []
         for evaluator in evaluators or cfg.evaluators:
-            key = hash_key(self.data_key, method, seed, train_set.protocol, train_set.alpha, evaluator,
-                           None if options is None else options.key(), tardiff.__version__)
+            key = hash_key(self.data_key(seed), method, seed, train_set.protocol, train_set.alpha, evaluator,
+                           None if options is None else options.key(), tuned, content, tardiff.__version__)
             path = self.out / "records" / f"{key}.json"
             with file_lock(path):
                 record = read_json_verified(path)  # an edited or truncated record warns and is recomputed
                 if record is None:
                     record = {
-                        "dataset": cfg.dataset, "task": self.prepared.cohort.task, "method": method,
+                        "dataset": cfg.dataset, "task": self.data(seed).cohort.task, "method": method,
                         "protocol": train_set.protocol, "alpha": train_set.alpha, "seed": seed,
-                        "evaluator": evaluator, "scale": cfg.scale,
+                        "split_seed": cfg.split_seed_of(seed), "evaluator": evaluator, "scale": cfg.scale,
                         "guidance_scale": None if options is None else options.guidance_scale,
                         "guidance_norm": None if options is None else options.guidance_norm,
+                        "tuned": tuned,
                         **self.evaluate(train_set, evaluator, seed, method),
                     }
                     write_json_verified(path, record)
@@ -306,8 +459,8 @@ class Experiment:
 
     # ---- the whole run
     def run(self) -> list[dict]:
-        """Run (or resume) every method x protocol x seed x evaluator, the gates, the sweep and the
-        paired comparisons; write ``results.json`` and ``summary.csv``.
+        """Run (or resume) every method x protocol x replicate x evaluator, the gates, the sweep and the
+        comparisons; write ``results.json`` and ``summary.csv``.
 
         PyTorch uses ``config.threads`` CPU threads meanwhile (as every executor's tasks do)."""
         with torch_threads(self.config.threads):
@@ -316,13 +469,14 @@ class Experiment:
     def _run(self) -> list[dict]:
         from tardiff.experiment.sweep import run_sweep, wants_sweep
 
-        cfg, p = self.config, self.prepared
+        cfg = self.config
         methods = cfg.all_methods()
         jobs = [(m, s) for s in cfg.seeds for m in methods]
         records, generators = [], []
-        bar = tqdm(jobs, desc=f"{cfg.dataset}: methods x seeds", disable=not cfg.progress)
+        bar = tqdm(jobs, desc=f"{cfg.dataset}: methods x replicates", disable=not cfg.progress)
         for method, seed in bar:
-            bar.set_postfix_str(f"{method} seed {seed}")
+            bar.set_postfix_str(f"{method} replicate {seed}")
+            p = self.data(seed)
             entry = registry.method(method)
             synthetic = self.synthetic_sets(method, seed) if entry.factory is not None else None
             for train_set in training_sets(method, p.X_train, p.y_train, synthetic, cfg.preset.alphas):
@@ -334,49 +488,94 @@ class Experiment:
             for seed in cfg.seeds:  # its report (candidates, ||G||) joins results.json; read from the cache
                 self.guidance_classifier(seed)
         comparisons = self.compare(records)
-        self.ledger.check_untouched(p.ids["test"])
+        for seed in cfg.seeds:
+            self.ledger(seed).check_untouched(self.data(seed).ids["test"])
         self.write(records, generators=generators, sweep=sweep, comparisons=comparisons)
         return records
 
     def compare(self, records: list[dict]) -> list[dict]:
-        """Paired differences on the same test stays (see :mod:`tardiff.evaluation.comparisons`)."""
-        from tardiff.evaluation.comparisons import compare_methods, default_pairs
+        """The family of comparisons fixed in advance, from per-replicate paired differences
+        (:mod:`tardiff.evaluation.replicates`), each with the test-noise figure beside it."""
+        from tardiff.evaluation.comparisons import within_split_noise_sd
+        from tardiff.evaluation.replicates import replicated_comparisons
 
         start = time.perf_counter()
         methods = sorted({r["method"] for r in records}, key=registry.order)
-        rows = compare_methods(records, self.prepared.y_test, pairs=default_pairs(methods),
-                               n_boot=self.config.preset.bootstrap, random_state=self.config.split_seed)
+        family = registry.comparison_family(methods, self.config.evaluators[0], self.config.preset.alphas)
+        rows = replicated_comparisons(records, family)
+        if not self.config.replicated:
+            for row in rows:
+                row["interval"] += (f"; CAUTION: one split (split seed {self.config.split_seed}) for every seed, so "
+                                    "the interval covers the training seeds only")
+        for row in rows:
+            row["test_noise_sd"] = within_split_noise_sd(records, row, {s: self.data(s).y_test for s in row["replicates"]},
+                                                 n_boot=self.config.preset.bootstrap)
         self._time("comparisons_s", time.perf_counter() - start)
         return rows
 
     def reference_metrics(self) -> dict:
-        """Prevalence of the test split and, on simulated data, the Bayes ceiling."""
-        p = self.prepared
-        ref = {"prevalence": float(p.y_test.mean()), "n_test": int(len(p.y_test))}
-        posterior = p.cohort.bayes_posterior
-        if posterior is not None:
-            ref["bayes"] = utility_metrics(p.y_test, posterior[p.split.test])
-        return ref
+        """Prevalence of the test splits and, on simulated data, the Bayes ceiling (means over replicates)."""
+        refs = []
+        for seed in self.config.seeds:
+            p = self.data(seed)
+            ref = {"prevalence": float(p.y_test.mean()), "n_test": int(len(p.y_test))}
+            posterior = p.cohort.bayes_posterior
+            if posterior is not None:
+                ref["bayes"] = utility_metrics(p.y_test, posterior[p.split.test])
+            refs.append(ref)
+        out = {"prevalence": float(np.mean([r["prevalence"] for r in refs])), "n_test": refs[0]["n_test"]}
+        if "bayes" in refs[0]:
+            out["bayes"] = {k: float(np.mean([r["bayes"][k] for r in refs])) for k in refs[0]["bayes"]}
+        return out
+
+    def selections(self) -> list[dict]:
+        """Every choice made inside a replicate on its selection stays, as stored in ``results.json``."""
+        keys = ("calibrated_report", "tuned_report")
+        return [v for k, v in self._memo.items() if isinstance(k, tuple) and k[0] in keys]
 
     def write(self, records: list[dict], *, generators: list[dict] = (), sweep: list[dict] = (),
               comparisons: list[dict] = ()) -> None:
-        """``results.json`` (records, gates, sweep, comparisons, config, references) and ``summary.csv``."""
-        from tardiff.experiment.sweep import selection_report
+        """``results.json`` (records, gates, sweep, selections, comparisons, config, references) and ``summary.csv``."""
+        from tardiff.evaluation.gates import gate_description
+        from tardiff.evaluation.replicates import FAMILY_ALPHA, INTERVAL_METHOD
+        from tardiff.experiment.sweep import selection_agreement
 
         slim = [{k: v for k, v in r.items() if k != "test_predictions"} for r in records]
         classifiers = [v for k, v in self._memo.items() if isinstance(k, tuple) and k[0] == "guidance_classifier_report"]
+        first = self.prepared
         write_json(self.out / "results.json", {
             "config": asdict(self.config), "version": tardiff.__version__, "device": self.device,
-            "cohort": {"shape": list(self.prepared.cohort.shape), "splits": self.prepared.split.sizes(),
-                       "positive_rate": self.prepared.cohort.positive_rate},
+            "cohort": {"shape": list(first.cohort.shape), "splits": first.split.sizes(),
+                       "positive_rate": first.cohort.positive_rate},
+            "replicates": {"seeds": list(self.config.seeds), "replicated": self.config.replicated,
+                           "split_seeds": [self.config.split_seed_of(s) for s in self.config.seeds],
+                           "interval": INTERVAL_METHOD, "family_alpha": FAMILY_ALPHA,
+                           "adjustment": "Holm step-down over the family of comparisons"},
             "reference": self.reference_metrics(), "timings": self.timings, "records": slim,
             "quality_gate": gate_description(), "generators": list(generators), "sweep": list(sweep),
-            "guidance_selection": selection_report(self), "guidance_classifier": classifiers,
-            "comparisons": list(comparisons),
+            "selections": self.selections(), "selection_agreement": selection_agreement(sweep, self.selections()),
+            "guidance_classifier": classifiers, "comparisons": list(comparisons),
         })
         summary = summarise(slim, generators)
         with atomic_path(self.out / "summary.csv") as tmp:
             summary.to_csv(tmp, index=False)
+
+
+def _protocol_set(method: str, prepared, sets: SyntheticSets, protocol: str, alphas) -> TrainingSet:
+    """The training set of ``method`` under ``protocol`` (TSRTR at the largest ratio)."""
+    matching = [t for t in training_sets(method, prepared.X_train, prepared.y_train, sets, alphas)
+                if t.protocol == protocol]
+    if not matching:
+        raise ValueError(f"{method} is not judged under {protocol}")
+    return matching[-1]
+
+
+def _choose(rows: list[dict], criterion: str) -> int:
+    """The index of the best ``criterion`` among the rows that pass the quality gate (all when none does);
+    the first of equals."""
+    passing = [i for i, r in enumerate(rows) if r["passes_quality_gate"]]
+    eligible = passing or list(range(len(rows)))
+    return max(eligible, key=lambda i: rows[i][criterion])
 
 
 def summarise(records: list[dict], generators: list[dict] = ()) -> pd.DataFrame:

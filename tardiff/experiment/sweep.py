@@ -1,15 +1,22 @@
-"""TarDiff's guidance sweep, and the calibrated variant chosen from it on validation AUPRC.
+"""TarDiff's guidance sweep, and the calibrated variant chosen from it inside every replicate.
 
-The sweep draws a TSTR pool for each guidance setting (the paper's raw ``w`` and the calibrated
-``unit`` scales, see :class:`tardiff.guidance.GuidanceOptions`), judges it with the run's main
-evaluator and checks it against the quality gate, so utility and fidelity are seen together.
-The calibrated variant ``tardiff_cal`` takes the unit scale whose pools give the best mean
-**validation** AUPRC over the sweep's seeds, among the scales whose pools pass the gate (all
-scales when none does); the test split plays no part in the choice.
+Each sweep point draws a TSTR pool under one guidance setting, judges it with the run's main
+evaluator (test AUPRC reported, selection AUPRC for choices) and checks it against the quality
+gate, so utility and fidelity are seen together. Three kinds of point:
 
-Pools that are the same draws are not sampled twice: ``w = 0`` is the unguided pool (TarDiff
-without guidance is the unguided sampler, draw for draw), and the run's own guidance setting
-is the main TarDiff pool.
+* **calibrated candidates** (``guidance_norm="unit"``, :attr:`ExperimentPreset.sweep_unit`), in
+  every replicate: the calibrated variant ``tardiff_cal`` takes, per replicate, the candidate
+  whose pool gives the best AUPRC on that replicate's **selection** stays, among those passing
+  the gate (all when none does). ``w = 0`` (the unguided pool) is always a candidate: when
+  guidance never helps on selection data, calibrated TarDiff is the unguided model.
+* **the paper's raw guidance** (``guidance_norm="raw"``, :attr:`ExperimentPreset.sweep_raw`) and
+  **the public code's form** (the score taken at ``x0_hat``, a cosine similarity, the training
+  split as the guidance set; unit scales :attr:`ExperimentPreset.sweep_code`), in the first
+  :attr:`ExperimentPreset.sweep_seeds` replicates: shown, never chosen from.
+
+The test split plays no part in any choice. Pools that are the same draws are not sampled
+twice: ``w = 0`` is the unguided pool (TarDiff without guidance is the unguided sampler, draw
+for draw), and the run's own guidance setting is the main TarDiff pool.
 """
 
 from __future__ import annotations
@@ -21,16 +28,36 @@ import numpy as np
 from tardiff.evaluation.protocols import TrainingSet
 from tardiff.guidance import GuidanceOptions
 
+#: The public TarDiff code's form of the guidance (METHOD.md): score at x0_hat, cosine, D_g = training split.
+CODE_FORM = {"evaluate_at": "x0_hat", "similarity": "cosine", "guidance_set": "train"}
 
-def sweep_points(config) -> list[GuidanceOptions]:
-    """The sweep's guidance settings: raw ``w`` first, then the unit scales (the run's other options kept)."""
+
+def candidate_points(config) -> list[GuidanceOptions]:
+    """The calibrated variant's candidates, drawn in every replicate: w = 0, then the unit scales."""
+    base = replace(config.guidance, guidance_norm="unit")
+    scales = (0.0,) + tuple(w for w in config.sweep_unit if w != 0.0)
+    return [replace(base, guidance_scale=float(w)) for w in scales]
+
+
+def descriptive_points(config) -> list[GuidanceOptions]:
+    """The paper's raw ``w`` and the public code's form, drawn in the first ``sweep_seeds`` replicates."""
     base = config.guidance
-    return ([replace(base, guidance_norm="raw", guidance_scale=float(w)) for w in config.sweep_raw]
-            + [replace(base, guidance_norm="unit", guidance_scale=float(w)) for w in config.sweep_unit])
+    raw = [replace(base, guidance_norm="raw", guidance_scale=float(w)) for w in config.sweep_raw if w != 0.0]
+    code = [replace(base, guidance_norm="unit", guidance_scale=float(w), **CODE_FORM)
+            for w in config.preset.sweep_code if w != 0.0]
+    return raw + code
+
+
+def sweep_points(config, seed: int) -> list[GuidanceOptions]:
+    """Every sweep point of replicate ``seed``: the candidates, plus the descriptive points in the sweep's replicates."""
+    points = candidate_points(config) if config.sweep_unit else []
+    if seed in sweep_seeds(config):
+        points += descriptive_points(config)
+    return points
 
 
 def sweep_seeds(config) -> tuple[int, ...]:
-    """The run's first ``preset.sweep_seeds`` seeds."""
+    """The replicates the descriptive sweep covers: the run's first ``preset.sweep_seeds`` seeds."""
     return tuple(config.seeds[: max(1, config.preset.sweep_seeds)])
 
 
@@ -52,57 +79,84 @@ def pool_source(config, options: GuidanceOptions) -> tuple[str, GuidanceOptions 
 
 
 def sweep_point(experiment, seed: int, options: GuidanceOptions, evaluator: str | None = None) -> dict:
-    """TSTR utility (test and validation AUPRC) and quality gate of TarDiff's pool under ``options``."""
+    """TSTR utility (test, validation and selection AUPRC) and quality gate of TarDiff's pool under ``options``."""
     evaluator = evaluator or experiment.config.evaluators[0]
     method, override, pool_only = pool_source(experiment.config, options)
     sets = experiment.synthetic_sets(method, seed, guidance=override, pool_only=pool_only)
     X, y = sets.pool_X, sets.pool_y
     train_set = TrainingSet("tstr", None, X, y, len(y))
     (record,) = experiment.evaluated(method, seed, train_set, evaluators=(evaluator,), guidance=override)
-    used = experiment.guidance_for(method, override)
-    gates = experiment.gates(method, seed, X, y, key=("gates", method, seed, None if used is None else used.key()))
-    return {"guidance_norm": options.guidance_norm, "guidance_scale": options.guidance_scale, "seed": seed,
-            "evaluator": evaluator, "auprc": record["auprc"], "auroc": record["auroc"],
-            "val_auprc": record["val_auprc"], **{k: gates[k] for k in (
-                "scale_ratio_neg", "scale_ratio_pos", "discriminative_score", "passes_quality_gate")}}
+    gates = experiment.gates(method, seed, X, y)
+    form = "code" if all(getattr(options, k) == v for k, v in CODE_FORM.items()) else "paper"
+    return {"guidance_norm": options.guidance_norm, "guidance_scale": options.guidance_scale, "form": form,
+            "seed": seed, "evaluator": evaluator, "auprc": record["auprc"], "auroc": record["auroc"],
+            "val_auprc": record["val_auprc"], "select_auprc": record["select_auprc"],
+            "passes_quality_gate": gates["passes_quality_gate"],
+            **{k: gates.get(k) for k in ("scale_ratio_neg", "scale_ratio_pos")}}
 
 
 def run_sweep(experiment) -> list[dict]:
-    """Every sweep point for the sweep's seeds (cached pools and records; resumable)."""
+    """Every sweep point of every replicate (cached pools and records; resumable)."""
     cfg = experiment.config
-    return [sweep_point(experiment, seed, options) for seed in sweep_seeds(cfg) for options in sweep_points(cfg)]
+    return [sweep_point(experiment, seed, options) for seed in cfg.seeds for options in sweep_points(cfg, seed)]
 
 
-def calibrated_guidance(experiment) -> GuidanceOptions:
-    """The unit-norm setting with the best mean validation AUPRC over the sweep's seeds (gate-passing first)."""
-    key = ("calibrated_guidance",)
+def calibrated_guidance(experiment, seed: int) -> GuidanceOptions:
+    """Replicate ``seed``'s calibrated setting: the candidate (w = 0 among them) whose TSTR pool gives the best
+    AUPRC on the replicate's selection stays, gate-passing first; the first of equals (the smaller scale)."""
+    key = ("calibrated_guidance", seed)
     if key in experiment._memo:
         return experiment._memo[key]
-    cfg = experiment.config
-    candidates = [o for o in sweep_points(cfg) if o.guidance_norm == "unit" and o.guidance_scale != 0.0]
-    if not candidates:
+    candidates = candidate_points(experiment.config)
+    if len(candidates) < 2:
         raise ValueError("no calibrated (unit, w != 0) sweep point to choose tardiff_cal from")
     rows = []
     for options in candidates:
-        points = [sweep_point(experiment, seed, options) for seed in sweep_seeds(cfg)]
-        rows.append({"guidance_norm": options.guidance_norm, "guidance_scale": options.guidance_scale,
-                     "val_auprc": float(np.mean([p["val_auprc"] for p in points])),
-                     "passes_quality_gate": all(p["passes_quality_gate"] for p in points)})
+        point = sweep_point(experiment, seed, options)
+        rows.append({k: point[k] for k in ("guidance_norm", "guidance_scale", "select_auprc", "val_auprc", "auprc",
+                                           "passes_quality_gate")})
     passing = [i for i, r in enumerate(rows) if r["passes_quality_gate"]]
     eligible = passing or list(range(len(rows)))
-    best = max(eligible, key=lambda i: rows[i]["val_auprc"])  # the first of equals: the smaller scale
+    best = max(eligible, key=lambda i: rows[i]["select_auprc"])
     among = "those passing the quality gate" if passing else "all of them (none passed the quality gate)"
     experiment._memo[key] = candidates[best]
-    experiment._memo[("calibrated_report",)] = {
-        "method": "tardiff_cal", "guidance_norm": candidates[best].guidance_norm,
-        "guidance_scale": candidates[best].guidance_scale,
-        "criterion": ("the calibrated (unit) scale whose TSTR pools give the best mean validation AUPRC over the "
-                      f"sweep's seeds {list(sweep_seeds(cfg))}, among {among}; the test split plays no part"),
-        "candidates": rows,
+    experiment._memo[("calibrated_report", seed)] = {
+        "method": "tardiff_cal", "seed": seed, "parameter": "guidance_scale", "chosen": candidates[best].guidance_scale,
+        "guidance_norm": candidates[best].guidance_norm,
+        "criterion": ("the calibrated (unit) scale, 0 included, whose TSTR pool gives the best AUPRC on the "
+                      f"replicate's selection stays, among {among}; the test split plays no part"),
+        "candidates": [{"value": r["guidance_scale"], "select_auprc": r["select_auprc"], "val_auprc": r["val_auprc"],
+                        "test_auprc": r["auprc"], "passes_quality_gate": r["passes_quality_gate"]} for r in rows],
     }
     return candidates[best]
 
 
-def selection_report(experiment) -> dict | None:
-    """What :func:`calibrated_guidance` chose and why (None when the run did not choose)."""
-    return experiment._memo.get(("calibrated_report",))
+def selection_agreement(sweep: list[dict], selections: list[dict]) -> list[dict]:
+    """How often each replicate's choice on selection stays was also the test split's best candidate.
+
+    For every tuned choice (the calibrated scale, MCRAGE's weight): the replicates, in how many
+    the chosen value had the best test AUPRC among the candidates, and in how many the choice
+    was 0 (no guidance). Reported, never used to choose.
+
+    Examples
+    --------
+    >>> sel = [{"method": "tardiff_cal", "seed": s, "chosen": c, "candidates": [
+    ...     {"value": 0.0, "test_auprc": 0.5}, {"value": 0.1, "test_auprc": t}]} for s, c, t in ((0, 0.1, 0.6), (1, 0.0, 0.7))]
+    >>> selection_agreement([], sel)[0]["also_best_on_test"], selection_agreement([], sel)[0]["chose_zero"]
+    (1, 1)
+    """
+    out = {}
+    for s in selections:
+        row = out.setdefault(s["method"], {"method": s["method"], "replicates": 0, "also_best_on_test": 0,
+                                           "chose_zero": 0, "chosen": []})
+        best = max(s["candidates"], key=lambda c: c["test_auprc"])["value"]
+        row["replicates"] += 1
+        row["also_best_on_test"] += int(np.isclose(best, s["chosen"]))
+        row["chose_zero"] += int(s["chosen"] == 0.0)
+        row["chosen"].append(s["chosen"])
+    return list(out.values())
+
+
+def selection_report(experiment) -> list[dict]:
+    """What :func:`calibrated_guidance` chose in each replicate and why."""
+    return [v for k, v in experiment._memo.items() if isinstance(k, tuple) and k[0] == "calibrated_report"]

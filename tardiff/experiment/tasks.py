@@ -48,8 +48,12 @@ def _protocol_settings(method: str, alphas) -> list[tuple[str, float | None]]:
 
 
 def build_graph(config) -> list[Task]:
-    """Every task of the run, in an order where each task comes after its dependencies."""
-    from tardiff.experiment.sweep import pool_source, sweep_points, sweep_seeds, wants_sweep
+    """Every task of the run, in an order where each task comes after its dependencies.
+
+    Per replicate (seed): the shared components, each method's synthetic sets (a tuned method's
+    task also draws and judges its candidates), the sweep's pools, the calibrated variant after
+    that replicate's candidate pools, then the evaluator fits and the gates."""
+    from tardiff.experiment.sweep import pool_source, sweep_points, wants_sweep
 
     tasks: list[Task] = []
     methods = config.all_methods()
@@ -61,19 +65,16 @@ def build_graph(config) -> list[Task]:
             if entry.factory is None or entry.guidance == "calibrated":
                 continue  # real data needs no sets; the calibrated variant waits for the sweep (below)
             tasks.append(Task("sets", (method, seed), tuple((c, seed) for c in entry.components)))
-    sweep_keys = []
-    if wants_sweep(config):
-        for seed in sweep_seeds(config):
-            for options in sweep_points(config):
+        sweep_keys = []
+        if wants_sweep(config):
+            for options in sweep_points(config, seed):
                 deps = [("denoiser", seed), ("guidance_classifier", seed)]
                 method, _, pool_only = pool_source(config, options)
                 if not pool_only:  # the sweep reuses a main pool: wait for it
                     deps.append(("sets", method, seed))
                 task = Task("sweep_point", (seed, json.dumps(asdict(options), sort_keys=True)), tuple(deps))
                 tasks.append(task)
-                if options.guidance_norm == "unit" and options.guidance_scale != 0.0:
-                    sweep_keys.append(task.key)
-    for seed in config.seeds:
+                sweep_keys.append(task.key)
         for method in methods:
             entry = registry.method(method)
             if entry.guidance == "calibrated":
@@ -147,7 +148,7 @@ def _execute(experiment, kind: str, args: tuple) -> None:
         experiment.generator_gates(*args)
     elif kind == "evaluate":
         method, seed, protocol, alpha, evaluator = args
-        p = experiment.prepared
+        p = experiment.data(seed)
         synthetic = experiment.synthetic_sets(method, seed) if registry.method(method).factory is not None else None
         for train_set in training_sets(method, p.X_train, p.y_train, synthetic, experiment.config.preset.alphas):
             if train_set.protocol == protocol and train_set.alpha == alpha:
