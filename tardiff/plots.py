@@ -397,7 +397,7 @@ def plot_comparisons(comparisons: pd.DataFrame, *, evaluator: str | None = None,
     Parameters
     ----------
     comparisons : DataFrame
-        Rows of :func:`tardiff.evaluation.comparisons.compare_methods` (``results.json``'s
+        Rows of :func:`tardiff.evaluation.replicates.replicated_comparisons` (``results.json``'s
         ``comparisons``), optionally with ``run`` and ``title`` (across datasets).
     evaluator : str, optional
         The evaluator drawn (None: the first in the table).

@@ -1,4 +1,4 @@
-"""Paired comparisons: the AUPRC difference of two methods on one shared test split, with a paired bootstrap."""
+"""The stay bootstrap on one shared test split: the test-noise figure beside a replicated verdict."""
 
 import math
 import zlib
@@ -10,13 +10,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from tardiff import registry
 from tardiff.errors import DataError, ParameterError
 from tardiff.evaluation.comparisons import (
-    COMPARISON_COLUMNS,
     _groups,
     _stratified_counts,
     _weighted_ranking_metric,
-    compare_methods,
-    default_pairs,
     paired_bootstrap_delta,
+    within_split_noise_sd,
 )
 from tardiff.evaluation.utility import bootstrap_ci
 
@@ -118,14 +116,7 @@ def test_other_metrics_and_bad_input():
         paired_bootstrap_delta(np.zeros(len(y), int), a, b, n_boot=20)
 
 
-# ------------------------------------------------------------------ every comparison of a run
-
-
-def test_default_pairs_read_the_registry_roles():
-    pairs = default_pairs(["tardiff", "real", "smote", "unguided", "real_cw", "mystery"])
-    assert pairs == [("real_cw", "real"), ("smote", "real"), ("unguided", "real"), ("tardiff", "real"),
-                     ("tardiff", "smote"), ("tardiff", "unguided")]
-    assert default_pairs(["smote", "tardiff"]) == [("tardiff", "smote")]  # no reference in the run
+# ------------------------------------------------------------------ the test-noise figure of a replicated comparison
 
 
 def _records(y, spec, seeds=(0, 1, 2), evaluators=("cnn",)):
@@ -141,46 +132,27 @@ def _records(y, spec, seeds=(0, 1, 2), evaluators=("cnn",)):
     return out
 
 
-def test_compare_methods_rows_schema_and_pairing_rules():
-    y = _labels(n=200, seed=8)
-    records = _records(y, {("real", "trtr", None): 0.3, ("smote", "rebalance", None): 0.3,
-                           ("smote", "tsrtr", 0.5): 0.3, ("tardiff", "tsrtr", 0.5): 0.6,
-                           ("tardiff", "tsrtr", 1.0): 0.6, ("tardiff", "tstr", None): 0.1,
-                           ("tardiff", "rebalance", None): 0.3}, evaluators=("cnn", "gbm"))
-    rows = compare_methods(records, y, n_boot=50)
-    assert all(tuple(r) == COMPARISON_COLUMNS for r in rows)
-    keys = {(r["method"], r["baseline"], r["protocol"], r["alpha"], r["evaluator"]) for r in rows}
-    for ev in ("cnn", "gbm"):
-        # against real: every protocol and ratio of the method, with real's TRTR
-        assert {("smote", "real", "rebalance", None, ev), ("smote", "real", "tsrtr", 0.5, ev),
-                ("tardiff", "real", "tstr", None, ev), ("tardiff", "real", "tsrtr", 1.0, ev)} <= keys
-        # against a baseline: the same protocol and ratio only (SMOTE has no TSTR, no TSRTR at 1.0)
-        assert ("tardiff", "smote", "tsrtr", 0.5, ev) in keys and ("tardiff", "smote", "rebalance", None, ev) in keys
-        assert ("tardiff", "smote", "tstr", None, ev) not in keys and ("tardiff", "smote", "tsrtr", 1.0, ev) not in keys
-    assert len(rows) == 2 * (2 + 4 + 2)
-    strong = next(r for r in rows if (r["method"], r["baseline"], r["protocol"], r["alpha"], r["evaluator"])
-                  == ("tardiff", "smote", "tsrtr", 0.5, "cnn"))
-    assert strong["delta_auprc"] > 0 and strong["ci_low"] > 0 and strong["n_seeds"] == 3
-    assert compare_methods(records, y, n_boot=50) == rows  # deterministic
+def test_within_split_noise_is_the_stay_bootstrap_of_each_replicate():
+    y = _labels(n=400, seed=8)
+    records = _records(y, {("real", "trtr", None): 0.3, ("smote", "rebalance", None): 0.4})
+    row = {"method": "smote", "baseline": "real", "protocol": "rebalance", "alpha": None,
+           "baseline_protocol": "trtr", "baseline_alpha": None, "evaluator": "cnn", "replicates": [0, 1, 2]}
+    sd = within_split_noise_sd(records, row, {s: y for s in (0, 1, 2)}, n_boot=200)
+    by = {(r["method"], r["seed"]): np.asarray(r["test_predictions"]) for r in records}
+    widths = [paired_bootstrap_delta(y, [by[("smote", s)]], [by[("real", s)]], n_boot=200) for s in (0, 1, 2)]
+    expected = np.sqrt(np.mean([((w["ci_high"] - w["ci_low"]) / (2 * 1.959964)) ** 2 for w in widths]))
+    assert sd == pytest.approx(expected) and 0 < sd < 0.1
+    assert within_split_noise_sd(records, {**row, "method": "tardiff"}, {s: y for s in (0, 1, 2)}) is None
 
 
-def test_compare_methods_uses_only_the_seeds_both_arms_have():
-    y = _labels(n=150, seed=9)
-    records = _records(y, {("real", "trtr", None): 0.3}, seeds=(0, 1)) + \
-        _records(y, {("smote", "rebalance", None): 0.5}, seeds=(1, 2, 3))
-    records.append({"method": "smote", "protocol": "rebalance", "alpha": None, "seed": 4, "evaluator": "cnn"})
-    (row,) = compare_methods(records, y, n_boot=30)
-    assert row["n_seeds"] == 1 and math.isnan(row["seed_sd"])
-    (only,) = compare_methods(records, y, pairs=[("smote", "real")], n_boot=30)
-    assert {k: v for k, v in only.items() if k != "seed_sd"} == {k: v for k, v in row.items() if k != "seed_sd"}
-    assert compare_methods(records, y, pairs=[("tardiff", "smote")], n_boot=30) == []
-    with pytest.raises(DataError, match="another test split"):
-        compare_methods(records, y[:-1], n_boot=30)
-
-
-def test_a_registered_baseline_is_compared_with_tardiff():
-    registry.register_method(registry.Method("toy", "toy", "baseline", ("rebalance",), factory=lambda ctx: None))
+def test_a_registered_baseline_joins_the_family_of_comparisons():
+    registry.register_method(registry.Method("toy", "toy", "baseline", ("rebalance",), factory=lambda ctx: None,
+                                             synthetic=True))
     try:
-        assert ("tardiff", "toy") in default_pairs(["real", "toy", "tardiff"])
+        family = registry.comparison_family(["real", "toy", "tardiff"], "cnn")
+        assert ("tardiff_vs_baseline", "tardiff", "toy", "rebalance") in {
+            (c["kind"], c["method"], c["baseline"], c["protocol"]) for c in family}
+        assert ("vs_real", "toy", "real", "rebalance") in {
+            (c["kind"], c["method"], c["baseline"], c["protocol"]) for c in family}
     finally:
         registry.unregister_method("toy")

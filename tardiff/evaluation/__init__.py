@@ -5,7 +5,8 @@ Every metric takes plain numpy arrays (labels and probabilities, or sequences of
 (:mod:`tardiff.evaluation.protocols`) and the experiment runner call them without any adapter.
 """
 
-from tardiff.evaluation.comparisons import compare_methods, default_pairs, paired_bootstrap_delta
+from tardiff.evaluation.comparisons import paired_bootstrap_delta, within_split_noise_sd
+from tardiff.evaluation.replicates import holm, min_detectable_difference, replicated_comparisons, t_interval
 from tardiff.evaluation.fairness import age_bands, subgroup_metrics, worst_group_gap
 from tardiff.evaluation.fidelity import (
     autocorrelation_difference,
@@ -33,8 +34,6 @@ __all__ = [
     "age_bands",
     "autocorrelation_difference",
     "bootstrap_ci",
-    "compare_methods",
-    "default_pairs",
     "choose_threshold",
     "discriminative_score",
     "distance_to_closest_record",
@@ -43,6 +42,11 @@ __all__ = [
     "membership_inference_auroc",
     "nn_adversarial_accuracy",
     "paired_bootstrap_delta",
+    "within_split_noise_sd",
+    "holm",
+    "min_detectable_difference",
+    "replicated_comparisons",
+    "t_interval",
     "paired_test",
     "predictive_score",
     "subgroup_metrics",

@@ -6,54 +6,29 @@ advance). This module measures the *test noise* within one split, the secondary 
 beside them (:func:`within_split_noise_sd`); its stay bootstrap alone is never a verdict: measured on the
 simulator, an interval built this way excluded 0 in 5 to 9 of 10 same-method (A/A) checks.
 
-Every method of a run is scored on the same real test stays, with several training seeds. A
-difference between two methods is therefore *paired* twice: by seed (seed ``s`` of both arms
-shares the run's seed) and by stay (both arms predict the same stays). This module estimates
-the difference and its uncertainty from the stored test predictions:
+Within one split both arms predict the same test stays, so a difference is paired by stay:
 
 * :func:`paired_bootstrap_delta` compares two arms (one array of test predictions per seed
   each) with a paired, class-stratified bootstrap over test stays;
-* :func:`compare_methods` runs it for every (method, baseline) pair, protocol, ratio and
-  evaluator of a run's records;
-* :func:`default_pairs` chooses the pairs from the registry's roles: every method against
-  real data alone, and every TarDiff variant against every baseline.
+* :func:`within_split_noise_sd` turns it into the test-noise figure of a replicated comparison.
 
-How the uncertainty is estimated, and what it leaves out
---------------------------------------------------------
-The point estimate is the mean over seeds of the per-seed difference
-``metric(y, p_method_s) - metric(y, p_baseline_s)`` on the whole test split. Its interval
-comes from a bootstrap over test *stays*: each replicate draws one stratified resample of the
-test stays (positives and negatives each drawn with replacement in their own numbers, so both
-classes are always present), and recomputes the mean over seeds of the per-seed difference on
-that resample, with the *same* resample for every seed and for both arms. Sharing the
-resample is what makes the bootstrap paired: stays that are hard for both arms move both
-scores together and cancel in the difference, so a small but consistent gain can be
-separated from zero even when the two arms' own intervals overlap.
-
-This captures the test-set sampling (which stays happened to be in the test split). It does
-not resample training randomness: the seeds enter only through their average, so the
-interval is conditional on the seeds that were run. With few seeds and a noisy trainer the
-interval can be too narrow for a claim about the method in general; the standard deviation
-of the per-seed differences (``seed_sd``) is returned beside it so readers can see that
-training noise, and a gain smaller than ``seed_sd`` deserves more seeds before it is believed.
+The bootstrap draws stratified resamples of the test stays (positives and negatives each with
+replacement in their own numbers) and recomputes the difference on each, with the same
+resample for both arms: stays that are hard for both move both scores together and cancel.
+It captures which stays happened to be tested, and nothing of the split, the seeds or the
+selections, which is why it is no verdict on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
-from tardiff import registry
 from tardiff.errors import DataError, ParameterError
 from tardiff.evaluation.utility import _check_binary, _resolve_metric
 
-__all__ = ["COMPARISON_COLUMNS", "compare_methods", "default_pairs", "paired_bootstrap_delta",
-           "within_split_noise_sd"]
-
-#: The keys of every row :func:`compare_methods` returns, in this order.
-COMPARISON_COLUMNS = ("method", "baseline", "protocol", "alpha", "evaluator", "delta_auprc", "ci_low", "ci_high",
-                      "p_value", "n_seeds", "seed_sd")
+__all__ = ["paired_bootstrap_delta", "within_split_noise_sd"]
 
 _CHUNK = 128  # bootstrap replicates evaluated at once (a chunk x N weight matrix)
 
@@ -213,112 +188,12 @@ def _paired(y: np.ndarray, p_method_by_seed, p_baseline_by_seed, metric: str, re
     }
 
 
-# --------------------------------------------------------------------------- every comparison of a run
-
-
-def default_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:
-    """The (method, baseline) pairs a run compares, from the registry's roles.
-
-    Every method that is not the reference is compared with the reference (real data alone),
-    and every TarDiff variant (role ``tardiff``) with every baseline (role ``baseline``).
-    Methods the registry does not know are left out.
-
-    Examples
-    --------
-    >>> default_pairs(["real", "smote", "unguided", "tardiff"])  # doctest: +NORMALIZE_WHITESPACE
-    [('smote', 'real'), ('unguided', 'real'), ('tardiff', 'real'),
-     ('tardiff', 'smote'), ('tardiff', 'unguided')]
-    """
-    present = [m for m in registry.method_names() if m in set(methods)]  # registry order
-    role = {m: registry.method(m).role for m in present}
-    pairs = [(m, ref) for ref in present if role[ref] == "reference"
-             for m in present if role[m] != "reference"]
-    pairs += [(m, b) for m in present if role[m] == "tardiff" for b in present if role[b] == "baseline"]
-    return pairs
-
-
 def _alpha_key(alpha) -> float | None:
     """A ratio as a dictionary key: None for protocols without one, else rounded."""
     if alpha is None:
         return None
     alpha = float(alpha)
     return None if np.isnan(alpha) else round(alpha, 9)
-
-
-def compare_methods(records: Iterable[dict], y_test, *, pairs: Sequence[tuple[str, str]] | None = None,
-                    n_boot: int = 1000, random_state: int = 0) -> list[dict]:
-    """Paired AUPRC differences for every (method, baseline) pair, protocol, ratio and evaluator of a run.
-
-    Parameters
-    ----------
-    records : iterable of dict
-        The runner's evaluation records, each with ``method``, ``protocol``, ``alpha``,
-        ``seed``, ``evaluator`` and ``test_predictions`` (P(y = 1) on the test split, in the
-        order of ``y_test``). Records without predictions are skipped.
-    y_test : array of shape (N,)
-        The labels of the test split.
-    pairs : sequence of (method, baseline), optional
-        What to compare; None: :func:`default_pairs` of the methods in ``records``.
-    n_boot, random_state
-        As :func:`paired_bootstrap_delta` (one ``random_state`` for every comparison: the
-        same test resamples throughout).
-
-    Returns
-    -------
-    list of dict
-        One row per comparison with the keys :data:`COMPARISON_COLUMNS`. Against a reference
-        baseline (real data alone) each protocol and ratio of the method is compared with the
-        reference's TRTR; against any other baseline, the same protocol and ratio on both
-        sides. Only the seeds both arms have are used; a comparison with no common seed is
-        left out.
-
-    Examples
-    --------
-    >>> y = np.array([0, 0, 0, 1, 0, 1, 0, 0, 1, 0])
-    >>> recs = [{"method": m, "protocol": p, "alpha": None, "seed": s, "evaluator": "cnn",
-    ...          "test_predictions": (y * k + 0.1 * s).clip(0, 1).tolist() if k else [0.5] * 10}
-    ...         for m, p, k in (("real", "trtr", 0), ("smote", "rebalance", 0.8)) for s in (0, 1)]
-    >>> (row,) = compare_methods(recs, y, n_boot=50)
-    >>> row["method"], row["baseline"], row["protocol"], round(row["delta_auprc"], 2), row["n_seeds"]
-    ('smote', 'real', 'rebalance', 0.7, 2)
-    """
-    if int(n_boot) < 10:
-        raise ParameterError(f"n_boot must be at least 10, got {n_boot}")
-    y = _check_binary(y_test, np.zeros(len(np.asarray(y_test))))[0]
-    resamples = None  # drawn once, on the first comparison: the same test resamples for all
-    arms: dict[tuple, dict[int, np.ndarray]] = {}
-    for r in records:
-        predictions = r.get("test_predictions")
-        if predictions is None:
-            continue
-        p = np.asarray(predictions, dtype=np.float64)
-        if p.shape != y.shape:
-            raise DataError(f"{r['method']} / {r['protocol']} seed {r['seed']}: {len(p)} test predictions for "
-                            f"{len(y)} test labels; the records come from another test split")
-        key = (r["method"], r["protocol"], _alpha_key(r.get("alpha")), r["evaluator"])
-        arms.setdefault(key, {})[int(r["seed"])] = p
-    if pairs is None:
-        pairs = default_pairs(sorted({k[0] for k in arms}))
-    rows = []
-    for method, baseline in pairs:
-        is_reference = baseline in registry.method_names("reference")
-        for (m, protocol, alpha, evaluator), method_seeds in sorted(
-                arms.items(), key=lambda kv: (registry.protocol_order(kv[0][1]), kv[0][1],
-                                              -1.0 if kv[0][2] is None else kv[0][2], kv[0][3])):
-            if m != method:
-                continue
-            other = (baseline, "trtr", None, evaluator) if is_reference else (baseline, protocol, alpha, evaluator)
-            baseline_seeds = arms.get(other, {})
-            seeds = sorted(set(method_seeds) & set(baseline_seeds))
-            if not seeds:
-                continue
-            if resamples is None:
-                resamples = list(_stratified_counts(y, int(n_boot), np.random.default_rng(random_state)))
-            result = _paired(y, [method_seeds[s] for s in seeds], [baseline_seeds[s] for s in seeds], "auprc",
-                             resamples)
-            rows.append({"method": method, "baseline": baseline, "protocol": protocol, "alpha": alpha,
-                         "evaluator": evaluator, **{k: result[k] for k in COMPARISON_COLUMNS[5:]}})
-    return rows
 
 
 def within_split_noise_sd(records: Iterable[dict], comparison: dict, y_test_by_replicate: dict, *,
