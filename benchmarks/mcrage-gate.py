@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--weights", default="0,0.5,4")
     parser.add_argument("--rows", type=int, default=150, help="synthetic stays per class and weight")
     parser.add_argument("--n-steps", type=int, default=None, help="diagnostic: T other than the preset's")
+    parser.add_argument("--n-layers", type=int, default=None, help="diagnostic: hidden layers other than the preset's")
+    parser.add_argument("--iterations", type=int, default=None, help="diagnostic: training steps other than the preset's")
     parser.add_argument("--schedule", default="literal", help="diagnostic: 'linear' is our rescaled schedule")
     parser.add_argument("--out", default=str(HERE / "results" / "mcrage-gate.json"))
     args = parser.parse_args()
@@ -59,9 +61,13 @@ def main() -> None:
             data = splits(dataset, seed=0)  # one split per dataset; the seed varies the generator
             (X_train, y_train), (X_held, y_held) = data["train"], data["heldout"]
             baseline = real_baseline(X_train, y_train, X_held, y_held, seed=0, scale="cpu")
-            sampler = MCRAGESampler(scale="cpu", random_state=seed, n_steps=args.n_steps, schedule=args.schedule)
-            variant = "published" if args.n_steps is None and args.schedule == "literal" else \
-                f"T={args.n_steps or 'preset'}, schedule={args.schedule}"
+            sampler = MCRAGESampler(scale="cpu", random_state=seed, n_steps=args.n_steps, schedule=args.schedule,
+                                    n_layers=args.n_layers, iterations=args.iterations)
+            changed = {k: v for k, v in (("T", args.n_steps), ("n_layers", args.n_layers),
+                                         ("iterations", args.iterations)) if v is not None}
+            if args.schedule != "literal":
+                changed["schedule"] = args.schedule
+            variant = ", ".join(f"{k}={v}" for k, v in changed.items()) or "published"
             start = time.perf_counter()
             sampler.fit(X_train, y_train)
             fit_s = time.perf_counter() - start
