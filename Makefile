@@ -6,6 +6,9 @@ TORCH  ?= torch==2.13.0
 SCALE  ?= cpu
 # Folder with one sub-folder per dataset (physionet2012/, mimic3/, ...); empty: $TARDIFF_DATA_DIR or data/
 DATA_DIR ?=
+# Stored runs the book renders instead of re-executing (results/<scale>/<chapter>/, e.g. the replicated
+# simulator and PhysioNet runs); `make book RESULTS=` re-executes every chapter.
+RESULTS ?= $(wildcard results/$(SCALE))
 BIN     = $(VENV)/bin
 
 .PHONY: setup test book bench clean
@@ -25,7 +28,7 @@ test: setup
 	$(BIN)/python -m pytest
 
 book: setup
-	$(BIN)/tardiff book --scale $(SCALE) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	$(BIN)/tardiff book --scale $(SCALE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(RESULTS),--results $(RESULTS))
 
 bench: setup
 	$(BIN)/tardiff bench --json

@@ -682,10 +682,10 @@ def verdict_sentences(summary: pd.DataFrame | None = None, *, metric: str = "aup
             same = [w for w in table.to_dict("records") if w["source"] == "comparisons" and
                     (w.get("run"), w["evaluator"], w["tardiff"], w["baseline"]) == group]
             parts = [f"{protocol_text(w['protocol'], w['alpha'])} {_replicated_text(w)}" for w in same]
-            n = v["n_replicates"]
+            n = int(v["n_replicates"])  # a float once the table also holds summary rows
             text = (f"{lead}: {registry.label(v['tardiff'])} against {registry.label(v['baseline'])}, paired AUPRC "
                     f"difference over {n} replicate{'s' if n != 1 else ''} (95% t-interval; Holm over the "
-                    f"{v['family_size']} comparisons fixed in advance): " + "; ".join(parts) + ".")
+                    f"{int(v['family_size'])} comparisons fixed in advance): " + "; ".join(parts) + ".")
             gate_note = _gate_sentence(v)
         else:
             reference = "" if v["reference"] is None else \

@@ -436,9 +436,14 @@ def test_the_results_page_says_which_scale_and_device_each_dataset_comes_from(tm
 
 
 def _comparison(method, baseline, protocol, delta, half=0.01, alpha=None, evaluator="gru"):
-    return {"method": method, "baseline": baseline, "protocol": protocol, "alpha": alpha, "evaluator": evaluator,
-            "delta_auprc": delta, "ci_low": delta - half, "ci_high": delta + half, "p_value": 0.01, "n_seeds": 3,
-            "seed_sd": 0.004}
+    """A row of the replicated family, as the runner writes it."""
+    decision = "higher" if delta - half > 0 else "lower" if delta + half < 0 else "no evidence"
+    return {"kind": "vs_real" if baseline == "real" else "tardiff_vs_baseline", "method": method,
+            "baseline": baseline, "protocol": protocol, "alpha": alpha, "evaluator": evaluator,
+            "baseline_protocol": "trtr" if baseline == "real" else protocol, "baseline_alpha": None,
+            "delta_auprc": delta, "ci_low": delta - half, "ci_high": delta + half, "p_value": 0.01, "p_holm": 0.03,
+            "decision": decision, "n_replicates": 10, "replicate_sd": 0.014, "mde_auprc": 0.014,
+            "test_noise_sd": 0.004}
 
 
 def _gate(method, seed=0, ok=True):
@@ -477,14 +482,17 @@ def test_the_results_page_takes_its_verdicts_from_the_comparisons_and_names_fail
     book.write_results_page(tmp_path)
     text = (tmp_path / book.RESULTS_TABLE).read_text()
     simulated = next(line for line in text.splitlines() if line.startswith("- **Simulated ICU cohort**"))
-    assert "TarDiff against the best baseline, SMOTE, both under rebalance 1:1: AUPRC difference +0.050" in simulated
-    assert "TarDiff **beat** it." in simulated and "Caution: TarDiff fails the quality gate" in simulated
+    assert ("TarDiff against SMOTE, paired AUPRC difference over 10 replicates (95% t-interval; Holm over the 3 "
+            "comparisons fixed in advance): rebalance 1:1 +0.050 [+0.040, +0.060], p (Holm) 0.030: **higher**."
+            in simulated)
+    assert "Caution: TarDiff fails the quality gate" in simulated
     physionet = next(line for line in text.splitlines() if line.startswith("- **PhysioNet/CinC Challenge 2012**"))
     assert physionet.endswith("TarDiff **did not beat** it.")  # no comparisons there: the summary's call
     assert ":::{warning} Generators that fail the quality gate" in text
     assert "- **Simulated ICU cohort**, TarDiff: seed 0: positive rows are 40.0 times the real scale" in text
     assert "**0.500 ± 0.010** †" in text and "0.450 ± 0.010 †" not in text  # the failing generator is marked
     assert "```{figure} figures/results_comparisons.png" in text and "Every paired comparison" in text
+    assert "| p (Holm) | decision | replicates |" in text  # the dropdown's table of the family
     figure = tmp_path / book.COMPARISONS_FIGURE
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
