@@ -108,9 +108,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         columns.append("gate")
     with pd.option_context("display.width", 160, "display.max_rows", 500, "display.float_format", "{:.3f}".format):
         print(summary[columns].to_string(index=False))
-    for g in results.get("generators", []):
-        if not g["passes_quality_gate"]:
-            print(f"quality gate FAILED: {g['method']} seed {g['seed']}: {'; '.join(g['gate_failures'])}")
+    for g in results.get("generators", []):  # per replicate and class: detection AUROC (baseline), label AUROC
+        detect = "; ".join(f"{side} GRU {_num(g.get(f'gru_auroc_{side}'), '.2f')} ({_num(g.get(f'gru_baseline_{side}'), '.2f')}) "
+                           f"GBM {_num(g.get(f'gbm_auroc_{side}'), '.2f')} ({_num(g.get(f'gbm_baseline_{side}'), '.2f')})"
+                           for side in ("neg", "pos") if g.get(f"gbm_auroc_{side}") is not None)
+        verdict = "pass" if g["passes_quality_gate"] else "FAILED: " + "; ".join(g["gate_failures"])
+        print(f"quality gate {g['method']} replicate {g['seed']}: {detect}; label AUROC "
+              f"{_num(g.get('label_auroc'), '.2f')} (real {_num(g.get('label_auroc_real'), '.2f')}): {verdict}")
     if results.get("selections"):
         from tardiff.report import selection_text
 

@@ -150,6 +150,9 @@ def test_results_hold_gates_sweep_selection_and_comparisons(full_run):
     summary = pd.read_csv(tmp / "out" / "summary.csv")
     assert summary.loc[summary["method"] == "real", "passes_quality_gate"].isna().all()
     assert summary.loc[summary["method"] == "smote", "passes_quality_gate"].notna().all()
+    gate = pd.DataFrame(results["generators"]).set_index("method")
+    assert summary.loc[summary["method"] == "smote", "gate_gbm_auroc_pos"].iloc[0] == pytest.approx(
+        gate.loc["smote", "gbm_auroc_pos"])  # the gate's per-class numbers, one replicate: its own
     assert results["reference"]["n_test"] == 10000  # the simulated test split is a fresh 10,000-stay draw
 
 
