@@ -320,7 +320,7 @@ class Experiment:
             train_set = _protocol_set(method, self.data(seed), sets, protocol, self.config.preset.alphas)
             (record,) = self.evaluated(method, seed, train_set, evaluators=self.config.evaluators[:1],
                                        tuned=float(value))
-            gate = self._set_gate(method, seed, sets, tuned=float(value))
+            gate = self._set_gate(seed, sets)
             rows.append({"value": float(value), "select_auprc": record["select_auprc"],
                          "val_auprc": record["val_auprc"], "test_auprc": record["auprc"],
                          "passes_quality_gate": gate["passes_quality_gate"]})
@@ -364,7 +364,7 @@ class Experiment:
         self.ledger(seed).record("quality gate", sel_ids)
         return result
 
-    def gates(self, method: str, seed: int, X: np.ndarray, y: np.ndarray) -> dict:
+    def gates(self, seed: int, X: np.ndarray, y: np.ndarray) -> dict:
         """The quality gate of one synthetic set of replicate ``seed`` against its held-out selection stays
         (cached by the set's content; see :func:`~tardiff.evaluation.gates.quality_gate`)."""
         from tardiff.evaluation.gates import quality_gate
@@ -384,14 +384,14 @@ class Experiment:
                 write_json_verified(path, result)
         return result
 
-    def _set_gate(self, method: str, seed: int, sets: SyntheticSets, **_) -> dict:
+    def _set_gate(self, seed: int, sets: SyntheticSets) -> dict:
         """The gate of a method's sets: its pool, or its balance set when it has no pool."""
         X, y = (sets.pool_X, sets.pool_y) if sets.pool_X is not None else (sets.balance_X, sets.balance_y)
-        return self.gates(method, seed, X, y)
+        return self.gates(seed, X, y)
 
     def generator_gates(self, method: str, seed: int) -> dict:
         """Gate row of ``method`` in replicate ``seed`` for ``results.json``."""
-        gate = self._set_gate(method, seed, self.synthetic_sets(method, seed))
+        gate = self._set_gate(seed, self.synthetic_sets(method, seed))
         noise = self._memo.get(("noise_error", method, seed), float("nan"))
         return {"method": method, "seed": seed, **gate, "noise_error": None if not np.isfinite(noise) else noise}
 

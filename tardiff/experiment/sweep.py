@@ -86,7 +86,7 @@ def sweep_point(experiment, seed: int, options: GuidanceOptions, evaluator: str 
     X, y = sets.pool_X, sets.pool_y
     train_set = TrainingSet("tstr", None, X, y, len(y))
     (record,) = experiment.evaluated(method, seed, train_set, evaluators=(evaluator,), guidance=override)
-    gates = experiment.gates(method, seed, X, y)
+    gates = experiment.gates(seed, X, y)
     form = "code" if all(getattr(options, k) == v for k, v in CODE_FORM.items()) else "paper"
     return {"guidance_norm": options.guidance_norm, "guidance_scale": options.guidance_scale, "form": form,
             "seed": seed, "evaluator": evaluator, "auprc": record["auprc"], "auroc": record["auroc"],
