@@ -312,9 +312,11 @@ def test_mcrage_defaults_are_the_published_method():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 3, 2)).astype(np.float32)
     y = np.array([0] * 30 + [1] * 10)
-    sampler = MCRAGESampler(scale="smoke", iterations=5, random_state=0).fit(X, y)
+    sampler = MCRAGESampler(scale="cpu", iterations=5, random_state=0).fit(X, y)
     net = sampler.denoiser_
     assert net.hidden == 12 and net.config.hidden == 12 and net.input_gate is None  # 2 x (3 * 2)
+    small = MCRAGESampler(scale="smoke", iterations=5, random_state=0).fit(X, y)
+    assert small.denoiser_.hidden == 64  # smoke only checks the pipeline: a fixed, cheap width
     assert sampler.label_dropout == 0.1 and sampler.schedule == "literal"
     np.testing.assert_allclose(sampler.process_.betas.numpy()[[0, -1]], [1e-4, 0.02], rtol=1e-5)
     sampler.set_params(guidance_weight=0.5)
