@@ -44,16 +44,23 @@ class _OpCounter(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.counts: collections.Counter = collections.Counter()
-        self.syncs = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if not func.is_view:
             self.counts[str(func.overloadpacket)] += 1
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket in (torch.ops.aten._to_copy, torch.ops.aten.copy_) and torch.is_tensor(out) \
+                and args and torch.is_tensor(args[-1 if func.overloadpacket is torch.ops.aten.copy_ else 0]):
+            source = args[1] if func.overloadpacket is torch.ops.aten.copy_ else args[0]
+            if source.device != out.device:
+                self.counts["device_copy"] += 1  # a copy between devices (host to device or back)
+        return out
 
 
 def count_ops(fn, *, by_name: bool = False):
     """The number of aten operators ``fn()`` dispatches (views excluded), or a Counter by name.
+
+    The Counter also holds ``"device_copy"``: copies between devices (not added to the total).
 
     On the meta device nothing is computed, so paper-scale networks are counted in a second.
     Counts do not depend on the batch size.
@@ -66,7 +73,7 @@ def count_ops(fn, *, by_name: bool = False):
     """
     with _OpCounter() as counter:
         fn()
-    return counter.counts if by_name else sum(counter.counts.values())
+    return counter.counts if by_name else sum(v for k, v in counter.counts.items() if k != "device_copy")
 
 
 def _unet_inputs(config: str, batch: int, device, n_steps: int = RUNNER_SHAPE[0], n_features: int = RUNNER_SHAPE[1]):
@@ -212,6 +219,7 @@ def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: in
         optimiser.step()
 
     train_step()  # warm-up
+    ops_per_train_step = count_ops(train_step)  # one step under a counting dispatch mode
     train_ms = 1000 * _median_time(train_step, repeats, device)
     model.eval()
 
@@ -241,6 +249,13 @@ def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: in
         "unet_config": asdict(unet_cfg), "train_step_ms": train_ms, "train_steps_per_s": 1000.0 / train_ms,
         "unguided_s_per_sample": unguided, "guided_s_per_sample": guided,
         "guided_over_unguided": guided / unguided, "target_guided_over_unguided": 1.5,
+        # issue 23: operators per step (aten, views excluded; the guided step counted on the meta
+        # device) and the arithmetic a guided step adds, next to the time it adds
+        "ops_per_train_step": ops_per_train_step,
+        "ops_per_guided_step": sampling_step_ops(config, batch=sample_batch_size, guided=True),
+        "ops_per_unguided_step": sampling_step_ops(config, batch=sample_batch_size, guided=False),
+        "guided_over_unguided_flops": (sampling_step_flops(config, batch=sample_batch_size, guided=True)
+                                       / sampling_step_flops(config, batch=sample_batch_size, guided=False)),
         "guidance_vector_s": g_seconds, "n_guidance": n_guidance, "peak_memory_mb": _peak_memory_mb(device),
         "paper_reference": {"guided_s_per_sample_A100": 0.0259, "guidance_vector_s_mimic": 27.5},
     }
