@@ -469,7 +469,7 @@ def test_collect_field_gathers_results_json_rows_per_run(tmp_path):
     exp = tmp_path / "experiments"
     _new_and_old_runs(exp)
     comparisons = book.collect_field(exp, "comparisons")
-    assert list(comparisons.columns[:3]) == ["run", "title", "method"] and set(comparisons["run"]) == {"simulated"}
+    assert list(comparisons.columns[:4]) == ["run", "title", "kind", "method"] and set(comparisons["run"]) == {"simulated"}
     assert len(comparisons) == 3 and comparisons["title"].iloc[0] == "Simulated ICU cohort"
     assert book.collect_field(exp, "sweep").empty  # no run has it: an empty table, not an error
     (exp / "simulated" / "results.json").write_text("{")
