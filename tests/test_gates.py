@@ -104,3 +104,15 @@ def test_closed_forms():
     X[0, 1, 0] = np.nan  # missing is counted and left out of the statistics
     assert summary_features(X)[0, 6] == 0.25 and summary_features(X)[0, 0] == pytest.approx(5 / 3)
     assert null_auroc_sd(100) == pytest.approx(np.sqrt(201 / 120000))
+
+
+def test_a_tiny_held_out_class_is_judged_without_early_stopping(split):
+    """A demo cohort's held-out split can hold 4 or 5 stays of a class: too few for a GBM to set aside
+    a stratified fifth to stop early on, so it trains without (this crashed the MIMIC demo's chapter)."""
+    X_train, y_train = split["train"]
+    X_held, y_held = split["heldout"]
+    keep = np.r_[np.flatnonzero(y_held == 0)[:5], np.flatnonzero(y_held == 1)[:5]]
+    baseline = real_baseline(X_train, y_train, X_held[keep], y_held[keep], scale="smoke")
+    X, y = split["pool"]
+    gate = quality_gate(X_train, y_train, X, y, X_held[keep], y_held[keep], baseline=baseline, scale="smoke")
+    assert 0.0 <= gate["gbm_auroc_pos"] <= 1.0 and isinstance(gate["passes_quality_gate"], bool)

@@ -129,6 +129,19 @@ def _check_sets(a, b, name_a: str, name_b: str, min_rows: int = 4):
     return a, b
 
 
+def can_stop_early(labels: np.ndarray, fraction: float = 0.2, per_class: int = 2) -> bool:
+    """Whether a stratified ``fraction`` of these rows holds ``per_class`` rows of every class, so that a
+    GBM can stop early on it (a tiny class, as in a demo cohort's held-out positives, cannot).
+
+    Examples
+    --------
+    >>> can_stop_early(np.r_[np.zeros(50), np.ones(50)]), can_stop_early(np.r_[np.zeros(4), np.ones(4)])
+    (True, False)
+    """
+    counts = np.bincount(np.asarray(labels, dtype=int))
+    return bool(len(counts) > 1 and (np.floor(fraction * counts[counts > 0]) >= per_class).all())
+
+
 def gbm_detection_auroc(a, b, *, max_rows: int = 300, folds: int = 2, max_iter: int = 200,
                         learning_rate: float = 0.1, max_leaf_nodes: int = 15, seed: int = 0) -> float:
     """Cross-fitted AUROC of a GBM on :func:`summary_features` telling set ``b`` from set ``a``.
@@ -162,7 +175,8 @@ def gbm_detection_auroc(a, b, *, max_rows: int = 300, folds: int = 2, max_iter: 
     for train, test in _folds(len(labels), labels, folds, seed):
         model = HistGradientBoostingClassifier(
             max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes,
-            early_stopping=True, validation_fraction=0.2, n_iter_no_change=10, random_state=seed,
+            early_stopping=can_stop_early(labels[train]), validation_fraction=0.2, n_iter_no_change=10,
+            random_state=seed,
         ).fit(features[train], labels[train])
         scores[test] = model.predict_proba(features[test])[:, 1]
     return float(roc_auc_score(labels, scores))

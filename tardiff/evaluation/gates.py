@@ -50,6 +50,7 @@ from sklearn.metrics import roc_auc_score
 
 from tardiff.errors import DataError, ParameterError
 from tardiff.evaluation.detection import (
+    can_stop_early,
     gbm_detection_auroc,
     gru_detection_auroc,
     null_auroc_sd,
@@ -225,8 +226,9 @@ def _label_model(X_train: np.ndarray, y_train: np.ndarray, max_iter: int, seed: 
     key = digest.hexdigest()
     if key not in _LABEL_MODELS:
         model = HistGradientBoostingClassifier(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=15,
-                                               early_stopping=True, validation_fraction=0.2, n_iter_no_change=10,
-                                               random_state=seed).fit(summary_features(X_train), y_train)
+                                               early_stopping=can_stop_early(y_train), validation_fraction=0.2,
+                                               n_iter_no_change=10, random_state=seed).fit(summary_features(X_train),
+                                                                                           y_train)
         _LABEL_MODELS[key] = model
         while len(_LABEL_MODELS) > 4:
             _LABEL_MODELS.popitem(last=False)
