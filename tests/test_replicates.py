@@ -124,3 +124,19 @@ def test_each_replicate_draws_its_own_split_and_the_verdict_pairs_them(tmp_path)
     assert row["deltas"] == pytest.approx([by[("smote", s)] - by[("real", s)] for s in (0, 1, 2)])
     assert row["n_replicates"] == 3 and row["ci_low"] < row["delta_auprc"] < row["ci_high"]
     assert row["p_holm"] >= row["p_value"] and row["mde_auprc"] > 0 and row["test_noise_sd"] > 0
+
+
+def test_replicates_option_is_short_for_seeds_and_checked():
+    from tardiff.cli import build_parser
+    from tardiff.experiment import ExperimentConfig
+
+    args = build_parser().parse_args(["run", "simulated", "--replicates", "3"])
+    assert args.replicates == 3
+    config = ExperimentConfig.from_parameters(dataset="simulated", scale="smoke", replicates=3)
+    assert config.seeds == (0, 1, 2) and config.replicated and config.split_seed_of(2) == 2
+    fixed = ExperimentConfig.from_parameters(dataset="simulated", scale="smoke", seeds="4,5", split_seed=7)
+    assert not fixed.replicated and fixed.split_seed_of(4) == fixed.split_seed_of(5) == 7
+    with pytest.raises(ParameterError, match="not both"):
+        ExperimentConfig.from_parameters(dataset="simulated", scale="smoke", replicates=3, seeds="0")
+    with pytest.raises(ParameterError, match="whole number >= 1"):
+        ExperimentConfig.from_parameters(dataset="simulated", scale="smoke", replicates=0)
