@@ -177,3 +177,36 @@ def test_a_bad_notebook_parameter_fails_in_the_first_code_cell_with_one_line(tmp
     injected = next(i for i, c in enumerate(code) if "injected-parameters" in c.metadata.get("tags", []))
     failing = next(i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", [])))
     assert failing == injected + 1  # the first cell after the parameters: no work was done before it
+
+
+def test_an_edited_guidance_classifier_or_synthetic_set_is_rebuilt_and_rejudged(tmp_path):
+    """Issue 21's silent cases, replayed through the runner: a negated guidance-classifier checkpoint is
+    retrained with a warning, and records and gates are keyed by the content of the sets they judge."""
+    import torch
+
+    config = quick_config(tmp_path, methods=("real", "smote", "tardiff"), sweep_raw=(), sweep_unit=())
+    first = Experiment(config)
+    first.run()
+    (checkpoint,) = (tmp_path / "cache").glob("guidance-classifier-*.pt")
+    state = torch.load(checkpoint, weights_only=False)
+    weights = state["state_dict"] if "state_dict" in state else state
+    for name, value in list(weights.items()):
+        if torch.is_tensor(value) and value.is_floating_point():
+            weights[name] = -value
+    torch.save(state, checkpoint)
+    again = Experiment(config)
+    with pytest.warns(CacheWarning):
+        clf = again.guidance_classifier(0)
+    reference = first.guidance_classifier(0)
+    for a, b in zip(clf.module_.state_dict().values(), reference.module_.state_dict().values()):
+        assert torch.equal(a, b)  # retrained, the same weights as the untouched run: the edit was not trusted
+
+    (sets,) = (tmp_path / "cache").glob("synthetic-smote-*.npz")
+    sets.unlink()  # regenerated from scratch by another seed below: a record keyed by method alone would be reused
+    records_before = set(records_on_disk(tmp_path / "out"))
+    other = Experiment(config)
+    other._draw = lambda sampler, method, seed, pool_only: {  # the same shapes, other rows
+        k: (v + 0.5 if k.endswith("_X") else v) for k, v in Experiment._draw(other, sampler, method, seed,
+                                                                              pool_only).items()}
+    other.run()
+    assert set(records_on_disk(tmp_path / "out")) - records_before, "records of the changed set were reused"
