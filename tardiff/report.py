@@ -156,7 +156,7 @@ def selection_text(results: dict) -> str:
     from tardiff.experiment.sweep import selection_agreement
 
     lines = []
-    for row in selection_agreement([], selections):
+    for row in selection_agreement(selections):
         mine = [s for s in selections if s["method"] == row["method"]]
         values = [c["value"] for c in mine[0]["candidates"]]
         counts = ", ".join(f"{v:g} in {row['chosen'].count(v)}" for v in values if row["chosen"].count(v))

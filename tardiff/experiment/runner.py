@@ -553,7 +553,7 @@ class Experiment:
                            "adjustment": "Holm step-down over the family of comparisons"},
             "reference": self.reference_metrics(), "timings": self.timings, "records": slim,
             "quality_gate": gate_description(), "generators": list(generators), "sweep": list(sweep),
-            "selections": self.selections(), "selection_agreement": selection_agreement(sweep, self.selections()),
+            "selections": self.selections(), "selection_agreement": selection_agreement(self.selections()),
             "guidance_classifier": classifiers, "comparisons": list(comparisons),
         })
         summary = summarise(slim, generators)

@@ -131,7 +131,7 @@ def calibrated_guidance(experiment, seed: int) -> GuidanceOptions:
     return candidates[best]
 
 
-def selection_agreement(sweep: list[dict], selections: list[dict]) -> list[dict]:
+def selection_agreement(selections: list[dict]) -> list[dict]:
     """How often each replicate's choice on selection stays was also the test split's best candidate.
 
     For every tuned choice (the calibrated scale, MCRAGE's weight): the replicates, in how many
@@ -142,7 +142,7 @@ def selection_agreement(sweep: list[dict], selections: list[dict]) -> list[dict]
     --------
     >>> sel = [{"method": "tardiff_cal", "seed": s, "chosen": c, "candidates": [
     ...     {"value": 0.0, "test_auprc": 0.5}, {"value": 0.1, "test_auprc": t}]} for s, c, t in ((0, 0.1, 0.6), (1, 0.0, 0.7))]
-    >>> selection_agreement([], sel)[0]["also_best_on_test"], selection_agreement([], sel)[0]["chose_zero"]
+    >>> selection_agreement(sel)[0]["also_best_on_test"], selection_agreement(sel)[0]["chose_zero"]
     (1, 1)
     """
     out = {}
@@ -156,7 +156,3 @@ def selection_agreement(sweep: list[dict], selections: list[dict]) -> list[dict]
         row["chosen"].append(s["chosen"])
     return list(out.values())
 
-
-def selection_report(experiment) -> list[dict]:
-    """What :func:`calibrated_guidance` chose in each replicate and why."""
-    return [v for k, v in experiment._memo.items() if isinstance(k, tuple) and k[0] == "calibrated_report"]
