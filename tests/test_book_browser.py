@@ -97,9 +97,10 @@ def test_experiment_pages_render(built_book, tmp_path):
         assert errors == [], (run.name, errors)
         assert "<table" in dom, f"{run.name}: no table"
         assert "<img" in dom, f"{run.name}: no figure"
-        # the glued verdict: each TarDiff variant against the best baseline, called from the paired comparison
-        verdict = re.search(r"TarDiff[^<]{0,40} against the best baseline.{0,2000}?"
-                            r"(<strong>beat</strong>|<strong>did not beat</strong>|no evidence either way)", dom, re.S)
+        # the glued verdict: each TarDiff variant against each compared baseline, from the replicated comparison
+        verdict = re.search(r"TarDiff[^<]{0,40} against [^<]{0,60}, paired AUPRC difference over \d+ replicates?"
+                            r".{0,2000}?(<strong>higher</strong>|<strong>lower</strong>|no evidence either way|"
+                            r"one replicate: no interval)", dom, re.S)
         assert verdict, f"{run.name}: no glued verdict"
 
 
