@@ -38,6 +38,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from tardiff.errors import ParameterError
+from tardiff.evaluation.comparisons import _alpha_key
 
 __all__ = ["holm", "min_detectable_difference", "replicated_comparisons", "t_interval"]
 
@@ -158,13 +159,6 @@ def min_detectable_difference(sd: float | None, n: int, *, alpha: float = FAMILY
         if np.isfinite(shortfall(high)) and shortfall(high) > 0:
             return float(optimize.brentq(shortfall, 0.0, high) * sd / np.sqrt(n))
     return float(approx * sd / np.sqrt(n))
-
-
-def _alpha_key(alpha) -> float | None:
-    if alpha is None:
-        return None
-    alpha = float(alpha)
-    return None if np.isnan(alpha) else round(alpha, 9)
 
 
 def replicated_comparisons(records: Iterable[dict], family: Sequence[dict], *, metric: str = "auprc",

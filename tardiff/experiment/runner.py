@@ -74,9 +74,8 @@ class Experiment:
         self.out = Path(config.out_dir)
         self._replicates: dict[int, tuple] = {}  # split seed -> (prepared cohort, data key, ledger)
         self._memo: dict = {}  # trained components shared within this run
-        start = time.perf_counter()
+        self.timings: dict[str, float] = {"load_and_prepare_s": 0.0}
         self.data(config.seeds[0])  # the first replicate's data now: bad data fails before any work
-        self.timings: dict[str, float] = {"load_and_prepare_s": time.perf_counter() - start}
 
     # ---- one replicate's data
     def data(self, seed: int):
@@ -99,8 +98,7 @@ class Experiment:
             prepared = load_prepared(self.config, split_seed)
             key = hash_key(self.config.scale, content_hash(prepared), CACHE_VERSION, self.config.threads)
             self._replicates[split_seed] = (prepared, key, DataLedger())
-            if hasattr(self, "timings"):
-                self._time("load_and_prepare_s", time.perf_counter() - start)
+            self._time("load_and_prepare_s", time.perf_counter() - start)
         return self._replicates[split_seed]
 
     @property
@@ -324,7 +322,9 @@ class Experiment:
             rows.append({"value": float(value), "select_auprc": record["select_auprc"],
                          "val_auprc": record["val_auprc"], "test_auprc": record["auprc"],
                          "passes_quality_gate": gate["passes_quality_gate"]})
-        chosen = _choose(rows, "select_auprc")
+        from tardiff.experiment.sweep import choose_passing
+
+        chosen = choose_passing(rows, "select_auprc")
         self._memo[key] = rows[chosen]["value"]
         self._memo[("tuned_report", method, seed)] = {
             "method": method, "seed": seed, "parameter": name, "protocol": protocol, "chosen": rows[chosen]["value"],
@@ -569,13 +569,6 @@ def _protocol_set(method: str, prepared, sets: SyntheticSets, protocol: str, alp
         raise ValueError(f"{method} is not judged under {protocol}")
     return matching[-1]
 
-
-def _choose(rows: list[dict], criterion: str) -> int:
-    """The index of the best ``criterion`` among the rows that pass the quality gate (all when none does);
-    the first of equals."""
-    passing = [i for i, r in enumerate(rows) if r["passes_quality_gate"]]
-    eligible = passing or list(range(len(rows)))
-    return max(eligible, key=lambda i: rows[i][criterion])
 
 
 def summarise(records: list[dict], generators: list[dict] = ()) -> pd.DataFrame:

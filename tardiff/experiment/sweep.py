@@ -115,9 +115,8 @@ def calibrated_guidance(experiment, seed: int) -> GuidanceOptions:
         point = sweep_point(experiment, seed, options)
         rows.append({k: point[k] for k in ("guidance_norm", "guidance_scale", "select_auprc", "val_auprc", "auprc",
                                            "passes_quality_gate")})
-    passing = [i for i, r in enumerate(rows) if r["passes_quality_gate"]]
-    eligible = passing or list(range(len(rows)))
-    best = max(eligible, key=lambda i: rows[i]["select_auprc"])
+    best = choose_passing(rows, "select_auprc")
+    passing = any(r["passes_quality_gate"] for r in rows)
     among = "those passing the quality gate" if passing else "all of them (none passed the quality gate)"
     experiment._memo[key] = candidates[best]
     experiment._memo[("calibrated_report", seed)] = {
@@ -129,6 +128,19 @@ def calibrated_guidance(experiment, seed: int) -> GuidanceOptions:
                         "test_auprc": r["auprc"], "passes_quality_gate": r["passes_quality_gate"]} for r in rows],
     }
     return candidates[best]
+
+
+def choose_passing(rows: list[dict], criterion: str) -> int:
+    """The index of the best ``criterion`` among the rows that pass the quality gate (all when none does);
+    the first of equals.
+
+    Examples
+    --------
+    >>> choose_passing([{"a": 0.9, "passes_quality_gate": False}, {"a": 0.5, "passes_quality_gate": True}], "a")
+    1
+    """
+    passing = [i for i, r in enumerate(rows) if r["passes_quality_gate"]]
+    return max(passing or range(len(rows)), key=lambda i: rows[i][criterion])
 
 
 def selection_agreement(selections: list[dict]) -> list[dict]:
