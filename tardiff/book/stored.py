@@ -451,7 +451,7 @@ class ExperimentChapter:
         return [m for m in methods if registry.method(m).synthetic]
 
     def _synthetic(self, method: str):
-        from tardiff.report import synthetic_sample
+        from tardiff.evaluation.experiment_metrics import synthetic_sample
 
         return synthetic_sample(self.experiment, method, self.experiment.config.seeds[0])
 
@@ -494,20 +494,22 @@ class ExperimentChapter:
         return real, synthetic
 
     def fidelity_table(self) -> pd.DataFrame:
-        """:func:`tardiff.report.fidelity_privacy_table` at the run's first seed."""
+        """:func:`tardiff.evaluation.experiment_metrics.fidelity_privacy_table` at the run's first seed."""
         if self.stored:
             return self._stored_frame("fidelity", index_col="method")
-        from tardiff.report import fidelity_privacy_table
+        from tardiff.evaluation.experiment_metrics import fidelity_privacy_table
 
         config = self.experiment.config
         return fidelity_privacy_table(self.experiment, seed=config.seeds[0], epochs=10 if config.scale != "smoke" else 2,
                                       max_samples=1000 if config.scale != "smoke" else 200)
 
     def fairness_table(self) -> pd.DataFrame:
-        """:func:`tardiff.report.fairness_table` of the first evaluator at the first seed (needs :meth:`run` first)."""
+        """:func:`tardiff.evaluation.experiment_metrics.fairness_table` of the first evaluator at the first seed.
+
+        Needs :meth:`run` first."""
         if self.stored:
             return self._stored_frame("fairness")
-        from tardiff.report import fairness_table
+        from tardiff.evaluation.experiment_metrics import fairness_table
 
         if self._records is None:
             raise ParameterError("the fairness table needs the run's records: call run() first")
