@@ -221,7 +221,7 @@ def run_parameters(run: NotebookRun, scale: str, data_folder: Path | None, root:
     >>> run_parameters(get_run("physionet2012"), "cpu", Path("/d/physionet2012"), Path("."), "/d")["data_dir"]
     '$TARDIFF_DATA_DIR/physionet2012'
     """
-    from tardiff.book.stored import symbolic_data_dir
+    from tardiff.book.paths import symbolic_data_dir
 
     params = dict(run.parameters)
     params["scale"] = scale
