@@ -21,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 import tardiff
@@ -40,7 +39,7 @@ from tardiff.data.cache import (
 from tardiff.errors import ParameterError
 from tardiff.evaluation.gates import noise_prediction_error
 from tardiff.evaluation.protocols import SyntheticSets, TrainingSet, training_sets
-from tardiff.evaluation.utility import bootstrap_ci, choose_threshold, summarise_over_seeds, utility_metrics
+from tardiff.evaluation.utility import bootstrap_ci, choose_threshold, utility_metrics
 from tardiff.experiment.config import ExperimentConfig
 from tardiff.experiment.data import (
     CACHE_VERSION,
@@ -50,6 +49,7 @@ from tardiff.experiment.data import (
     load_prepared,
     selection_data,
 )
+from tardiff.experiment.summary import summarise
 from tardiff.guidance import GuidanceOptions
 from tardiff.presets import torch_threads
 
@@ -568,34 +568,3 @@ def _protocol_set(method: str, prepared, sets: SyntheticSets, protocol: str, alp
     if not matching:
         raise ValueError(f"{method} is not judged under {protocol}")
     return matching[-1]
-
-
-
-def summarise(records: list[dict], generators: list[dict] = ()) -> pd.DataFrame:
-    """Mean and std over replicates per dataset x method x protocol x alpha x evaluator.
-
-    With the ``generators`` gate rows, a ``passes_quality_gate`` column says whether the method
-    passed the gate in every replicate (empty for methods that generate nothing), and the gate's
-    per-class numbers follow as their mean over replicates (``gate_<number>``: the detectors'
-    AUROCs against held-out real stays, their real-vs-real baselines, label consistency)."""
-    df = pd.DataFrame(records)
-    df["alpha"] = df["alpha"].fillna(-1.0)  # keep alpha-free protocols in the groupby
-    groups = ["dataset", "task", "method", "protocol", "alpha", "evaluator"]
-    out = summarise_over_seeds(df, groups, ["auprc", "auroc", "minority_f1", "brier"])
-    out["alpha"] = out["alpha"].replace(-1.0, np.nan)
-    if generators:
-        gate_rows = pd.DataFrame(list(generators))
-        gates = gate_rows.groupby("method")["passes_quality_gate"].all()
-        out["passes_quality_gate"] = out["method"].map(lambda m: gates.get(m, None)).astype(object)
-        numbers = [c for c in GATE_SUMMARY_COLUMNS if c in gate_rows]
-        if numbers:
-            means = gate_rows.groupby("method")[numbers].agg(lambda v: pd.to_numeric(v, errors="coerce").mean())
-            for column in numbers:
-                out[f"gate_{column}"] = out["method"].map(means[column])
-    return out
-
-
-#: The quality gate's numbers summary.csv carries per generator (means over replicates), per class.
-GATE_SUMMARY_COLUMNS = tuple(f"{name}_{side}" for name in ("gru_auroc", "gru_baseline", "gbm_auroc", "gbm_baseline",
-                                                           "scale_ratio") for side in ("neg", "pos")) + (
-    "label_auroc", "label_auroc_real", "range_share_max")
