@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -26,9 +27,12 @@ from tardiff.errors import ParameterError
 
 Role = Literal["reference", "control", "baseline", "tardiff"]
 
-#: Colour-blind-safe colours (seaborn's "colorblind" palette), handed out in registration order.
+#: Colour-blind-safe colours (seaborn's "colorblind" palette, then Paul Tol's "muted" one). Each
+#: built-in method declares its colour with its entry; a method registered without one gets the
+#: first of these that no built-in claims (:data:`BUILTIN_COLORS`) and no registered method uses.
 PALETTE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
-           "#ece133", "#56b4e9")
+           "#ece133", "#56b4e9", "#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77",
+           "#cc6677", "#882255", "#aa4499")
 GREY = "#949494"
 
 
@@ -72,7 +76,9 @@ class Method:
         ``factory(context: MethodContext) -> sampler`` (an unfitted imbalanced-learn style
         sampler); None when the method trains on real data only.
     color : str, optional
-        Hex colour of the method in every figure (None: the next unused one of :data:`PALETTE`).
+        Hex colour of the method in every figure. Built-in methods declare theirs; None: the first
+        colour of :data:`PALETTE` that no built-in claims and no registered method uses (see
+        :func:`register_method`).
     class_weight : bool
         The evaluators train with a class-weighted loss (the ``real_cw`` control).
     synthetic : bool
@@ -135,16 +141,38 @@ _METHODS: dict[str, Method] = {}
 def register_method(entry: Method, *, replace: bool = False) -> Method:
     """Add ``entry`` to the method registry (``replace=True`` to redefine a name).
 
-    A method registered without a colour gets the next unused one of :data:`PALETTE`.
+    A built-in method registered again without a colour keeps its declared one. Any other method
+    registered without a colour gets the first colour of :data:`PALETTE` that no built-in claims
+    (whether or not the built-in is registered now) and no registered method uses, so what a
+    user registers, and when, never takes a built-in's colour or changes it. A colour passed
+    explicitly must not be one another method claims (a one-line :class:`ParameterError`).
     """
     if entry.name in _METHODS and not replace:
         raise ParameterError(f"a method named {entry.name!r} is already registered; pass replace=True")
+    taken = {m.color: m.name for m in _METHODS.values() if m.name != entry.name}
+    taken.update({c: name for name, c in BUILTIN_COLORS.items() if name != entry.name})
     if entry.color is None:
-        used = {m.color for m in _METHODS.values()}
-        free = [c for c in PALETTE if c not in used]
-        entry = _replace(entry, color=free[0] if free else GREY)
+        entry = _replace(entry, color=BUILTIN_COLORS.get(entry.name) or _free_color(entry.name, taken))
+    elif entry.color.lower() in {c.lower() for c in taken}:
+        owner = next(name for c, name in taken.items() if c.lower() == entry.color.lower())
+        raise ParameterError(f"method {entry.name!r}: colour {entry.color} is {owner!r}'s; pass another colour "
+                             "or none (a free one is chosen)")
     _METHODS[entry.name] = entry
     return entry
+
+
+def _free_color(name: str, taken) -> str:
+    """The first colour of :data:`PALETTE` not in ``taken``; past its end, one derived from ``name``."""
+    taken = {c.lower() for c in taken}
+    for c in PALETTE:
+        if c.lower() not in taken:
+            return c
+    digest = hashlib.sha256(name.encode()).digest()
+    while True:  # deterministic by name; a collision re-hashes
+        c = "#" + digest[:3].hex()
+        if c not in taken:
+            return c
+        digest = hashlib.sha256(digest).digest()
 
 
 def unregister_method(name: str) -> None:
@@ -384,7 +412,8 @@ def _classifier_factory(arch: str):
 
 _GENERATORS = ("tstr", "tsrtr", "rebalance")
 _GUIDED = ("denoiser", "guidance_classifier")
-for _entry in (
+#: The built-in methods, each with its fixed colour.
+BUILTIN_METHODS: tuple[Method, ...] = (
     Method("real", "real only", "reference", ("trtr",), color="#0173b2"),
     Method("real_cw", "real, class-weighted", "control", ("trtr",), color="#56b4e9", class_weight=True),
     Method("ros", "random oversampling", "control", ("rebalance",), _random_oversampling, color=GREY),
@@ -401,7 +430,10 @@ for _entry in (
     # on validation AUPRC in the guidance sweep, never on test); run beside TarDiff automatically.
     Method("tardiff_cal", "TarDiff (calibrated)", "tardiff", _GENERATORS, _tardiff, color="#a6361c",
            synthetic=True, guidance="calibrated", components=_GUIDED),
-):
+)
+#: The colour each built-in method claims: never handed to another method, whatever is registered when.
+BUILTIN_COLORS: dict[str, str] = {m.name: m.color for m in BUILTIN_METHODS}
+for _entry in BUILTIN_METHODS:
     register_method(_entry)
 
 for _entry in (

@@ -612,7 +612,9 @@ def load_cohort_file(path: str | os.PathLike) -> Cohort | None:
     if z is None:
         return None
     try:
-        static = pd.DataFrame({col: _static_column(z, i) for i, col in enumerate(meta["static_columns"])})
+        # the index gives the row count: a cohort without static columns keeps its N rows
+        static = pd.DataFrame({col: _static_column(z, i) for i, col in enumerate(meta["static_columns"])},
+                              index=pd.RangeIndex(len(z["y"])))
         return Cohort(
             X=z["X"], mask=z["mask"], y=z["y"], stay_ids=z["stay_ids"], static=static,
             features=meta["features"], units=meta["units"], dataset=meta["dataset"], task=meta["task"],

@@ -12,6 +12,7 @@ import numpy as np
 
 from tardiff import registry
 from tardiff.data.cache import artifact_cache_dir
+from tardiff.data.registry import DATASETS
 from tardiff.errors import ParameterError
 from tardiff.guidance import GuidanceNorm, GuidanceOptions, GuidanceSet
 from tardiff.presets import (
@@ -108,8 +109,9 @@ class ExperimentConfig:
             raise ParameterError("the cache folder is empty; pass --cache-dir DIR or leave it out")
         for name in ("sets", "test_sets"):
             value = getattr(self, name)
-            if value is not None and self.dataset != "physionet2012":
-                raise ParameterError(f"{name} applies to physionet2012 only, not {self.dataset}; leave "
+            if value is not None and not _has_sets(self.dataset):
+                having = ", ".join(d for d in DATASETS if _has_sets(d))
+                raise ParameterError(f"{name} applies to {having} only, not {self.dataset}; leave "
                                      f"--{name.replace('_', '-')} out")
             if value is not None and (not value or set(value) - set("abc") or len(set(value)) != len(value)):
                 raise ParameterError(f"{name} must be distinct letters of the challenge sets a, b, c (e.g. 'ab'); "
@@ -118,7 +120,7 @@ class ExperimentConfig:
             raise ParameterError(f"set(s) {''.join(sorted(set(self.test_sets) & set(self.sets)))} would be trained "
                                  "and tested on; --sets and --test-sets must not share a set")
         if self.test_sets is not None and self.data_dir is not None:
-            _check_test_sets_present(self.data_dir, self.test_sets)
+            _check_test_sets_present(self.dataset, self.data_dir, self.test_sets)
         resolve_device(self.device)  # 'cuda' without a CUDA device fails here, before any work
 
     @classmethod
@@ -223,14 +225,17 @@ def split_list(value: str | Sequence) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in items if str(v).strip())
 
 
-def _check_test_sets_present(data_dir: str, test_sets: str) -> None:
-    """Refuse held-out sets the named folder lacks, saying so (not suggesting ``--sets``, which cannot help)."""
-    from tardiff.data.physionet2012 import sets_found
+def _has_sets(dataset: str) -> bool:
+    """Whether ``dataset``'s loader chooses its source files by ``sets`` (PhysioNet 2012's challenge sets)."""
+    return dataset in DATASETS and "sets" in DATASETS[dataset].source_options
 
+
+def _check_test_sets_present(dataset: str, data_dir: str, test_sets: str) -> None:
+    """Refuse held-out sets the named folder lacks, saying so (not suggesting ``--sets``, which cannot help)."""
     folder = Path(data_dir)
     if not folder.is_dir():
         return  # the loader's own message says the folder is missing
-    have = sets_found(folder)
+    have = DATASETS[dataset].module.sets_found(folder)
     missing = [s for s in test_sets if s not in have]
     if missing:
         files = ", ".join(f"set-{s}.tar.gz and Outcomes-{s}.txt" for s in missing)
