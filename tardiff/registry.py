@@ -27,6 +27,10 @@ from tardiff.errors import ParameterError
 
 Role = Literal["reference", "control", "baseline", "tardiff"]
 
+#: The shared components a method's factory may ask for, each trained once per replicate (in this
+#: order: a task graph trains them before any method's sets).
+COMPONENTS = ("denoiser", "guidance_classifier")
+
 #: Colour-blind-safe colours (seaborn's "colorblind" palette, then Paul Tol's "muted" one). Each
 #: built-in method declares its colour with its entry; a method registered without one gets the
 #: first of these that no built-in claims (:data:`BUILTIN_COLORS`) and no registered method uses.
@@ -90,6 +94,9 @@ class Method:
     components : tuple of str
         The shared, trained components its factory asks the context for ("denoiser",
         "guidance_classifier"): a task scheduler trains them first, once per seed.
+    unguided_twin : str, optional
+        The method whose draws this guided method's are at guidance scale 0 (TarDiff without
+        guidance is the unguided sampler, draw for draw): a choice of 0 reuses that method's sets.
     tuned : (parameter, candidates, protocol), optional
         A sampling parameter chosen in every replicate on its model-selection data (the
         ``select`` stays, never the test split) among ``candidates``, from one fitted sampler
@@ -108,6 +115,7 @@ class Method:
     guidance: Literal["config", "calibrated"] | None = None
     components: tuple[str, ...] = ()
     tuned: tuple[str, tuple[float, ...], str] | None = None
+    unguided_twin: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ("reference", "control", "baseline", "tardiff"):
@@ -116,10 +124,10 @@ class Method:
         if unknown or not self.protocols:
             raise ParameterError(f"method {self.name!r}: protocols must be a non-empty subset of "
                                  f"{', '.join(PROTOCOLS)}; got {list(self.protocols)}")
-        unknown = set(self.components) - {"denoiser", "guidance_classifier"}
+        unknown = set(self.components) - set(COMPONENTS)
         if unknown:
             raise ParameterError(f"method {self.name!r}: unknown components {sorted(unknown)}; "
-                                 "choose from denoiser, guidance_classifier")
+                                 f"choose from {', '.join(COMPONENTS)}")
         needs_generator = any(PROTOCOLS[p].needs_generator for p in self.protocols)
         if needs_generator and self.factory is None:
             raise ParameterError(f"method {self.name!r}: protocols {list(self.protocols)} need a factory")
@@ -201,6 +209,19 @@ def methods(role: Role | None = None) -> list[Method]:
 def method_names(role: Role | None = None) -> tuple[str, ...]:
     """Names of :func:`methods`."""
     return tuple(m.name for m in methods(role))
+
+
+def guided_method(guidance: Literal["config", "calibrated"], among=None) -> str | None:
+    """The first registered method (of ``among``, when given) built with ``guidance`` options: the
+    run's own ("config": TarDiff) or the calibrated ones ("calibrated"); None when there is none.
+
+    Examples
+    --------
+    >>> guided_method("config"), guided_method("calibrated", among=("real", "smote"))
+    ('tardiff', None)
+    """
+    names = [m.name for m in methods() if m.guidance == guidance and (among is None or m.name in among)]
+    return names[0] if names else None
 
 
 def label(name: str) -> str:
@@ -425,11 +446,11 @@ BUILTIN_METHODS: tuple[Method, ...] = (
     Method("unguided", "unguided diffusion", "baseline", _GENERATORS, _unguided, color="#de8f05",
            synthetic=True, components=("denoiser",)),
     Method("tardiff", "TarDiff", "tardiff", _GENERATORS, _tardiff, color="#d55e00", synthetic=True,
-           guidance="config", components=_GUIDED),
+           guidance="config", components=_GUIDED, unguided_twin="unguided"),
     # The same sampler with the guidance the run calibrates (guidance_norm "unit", its scale chosen
     # on validation AUPRC in the guidance sweep, never on test); run beside TarDiff automatically.
     Method("tardiff_cal", "TarDiff (calibrated)", "tardiff", _GENERATORS, _tardiff, color="#a6361c",
-           synthetic=True, guidance="calibrated", components=_GUIDED),
+           synthetic=True, guidance="calibrated", components=_GUIDED, unguided_twin="unguided"),
 )
 #: The colour each built-in method claims: never handed to another method, whatever is registered when.
 BUILTIN_COLORS: dict[str, str] = {m.name: m.color for m in BUILTIN_METHODS}

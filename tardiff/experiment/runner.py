@@ -38,7 +38,7 @@ from tardiff.data.cache import (
 )
 from tardiff.errors import ParameterError
 from tardiff.evaluation.gates import noise_prediction_error
-from tardiff.evaluation.protocols import SyntheticSets, TrainingSet, training_sets
+from tardiff.evaluation.protocols import SyntheticSets, TrainingSet, protocol_settings, training_set
 from tardiff.evaluation.utility import bootstrap_ci, choose_threshold, utility_metrics
 from tardiff.experiment.config import ExperimentConfig
 from tardiff.experiment.data import (
@@ -252,9 +252,10 @@ class Experiment:
         :mod:`tardiff.evaluation.gates`)."""
         entry = registry.method(method)
         options = self.guidance_for(method, guidance, seed=seed)
-        if options is not None and options.guidance_scale == 0.0 and "unguided" in registry.method_names():
-            sets = self.synthetic_sets("unguided", seed)  # TarDiff at w = 0 is the unguided sampler, draw for draw
-            self._memo[("noise_error", method, seed)] = self._memo[("noise_error", "unguided", seed)]
+        twin = entry.unguided_twin
+        if options is not None and options.guidance_scale == 0.0 and twin in registry.method_names():
+            sets = self.synthetic_sets(twin, seed)  # TarDiff at w = 0 is the unguided sampler, draw for draw
+            self._memo[("noise_error", method, seed)] = self._memo[("noise_error", twin, seed)]
             return sets
         if entry.tuned is not None and tuned is None:
             tuned = self.tuned_value(method, seed)
@@ -467,26 +468,18 @@ class Experiment:
             return self._run()
 
     def _run(self) -> list[dict]:
-        from tardiff.experiment.sweep import run_sweep, wants_sweep
+        from tardiff.experiment.tasks import build_graph, run_task
 
         cfg = self.config
-        methods = cfg.all_methods()
-        jobs = [(m, s) for s in cfg.seeds for m in methods]
-        records, generators = [], []
-        bar = tqdm(jobs, desc=f"{cfg.dataset}: methods x replicates", disable=not cfg.progress)
-        for method, seed in bar:
-            bar.set_postfix_str(f"{method} replicate {seed}")
-            p = self.data(seed)
-            entry = registry.method(method)
-            synthetic = self.synthetic_sets(method, seed) if entry.factory is not None else None
-            for train_set in training_sets(method, p.X_train, p.y_train, synthetic, cfg.preset.alphas):
-                records += self.evaluated(method, seed, train_set)
-            if entry.synthetic:
-                generators.append(self.generator_gates(method, seed))
-        sweep = run_sweep(self) if wants_sweep(cfg) else []
-        if any("guidance_classifier" in registry.method(m).components for m in methods):
-            for seed in cfg.seeds:  # its report (candidates, ||G||) joins results.json; read from the cache
-                self.guidance_classifier(seed)
+        graph = build_graph(cfg)  # the run's only enumeration of its work, whichever executor runs it
+        results = {}
+        bar = tqdm(graph, desc=f"{cfg.dataset}: tasks", disable=not cfg.progress)
+        for task in bar:
+            bar.set_postfix_str(task.name())
+            results[task.key] = run_task(self, task)
+        records = [r for task in graph if task.kind == "evaluate" for r in results[task.key]]
+        generators = [results[task.key] for task in graph if task.kind == "gates"]
+        sweep = [results[task.key] for task in graph if task.kind == "sweep_point"]
         comparisons = self.compare(records)
         for seed in cfg.seeds:
             self.ledger(seed).check_untouched(self.data(seed).ids["test"])
@@ -563,8 +556,7 @@ class Experiment:
 
 def _protocol_set(method: str, prepared, sets: SyntheticSets, protocol: str, alphas) -> TrainingSet:
     """The training set of ``method`` under ``protocol`` (TSRTR at the largest ratio)."""
-    matching = [t for t in training_sets(method, prepared.X_train, prepared.y_train, sets, alphas)
-                if t.protocol == protocol]
+    matching = [(p, a) for p, a in protocol_settings(method, alphas) if p == protocol]
     if not matching:
         raise ValueError(f"{method} is not judged under {protocol}")
-    return matching[-1]
+    return training_set(*matching[-1], prepared.X_train, prepared.y_train, sets)
