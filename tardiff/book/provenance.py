@@ -42,42 +42,17 @@ def _device_name(device: str) -> str:
 
 
 def run_command(config: dict) -> str:
-    """The ``tardiff run`` command line that repeats a run, from its ``results.json`` config.
-
-    Every option is spelled out (methods, seeds, evaluators and the sweep as resolved), so the
-    command does not depend on the defaults of a later version. Settings the command line
-    cannot set (``controls``, ``split_seed``, ``evaluate_at``, ``similarity``) are appended as
-    a comment when they differ from the defaults.
+    """The ``tardiff run`` command line that repeats a run (see :func:`tardiff.experiment.settings.command_line`:
+    the options derive from the settings' declaration).
 
     Examples
     --------
     >>> run_command({"dataset": "simulated", "scale": "smoke", "methods": ["real", "smote"], "seeds": [0]})
     'tardiff run simulated --scale smoke --methods real,smote --seeds 0'
     """
-    from tardiff.experiment import ExperimentConfig
+    from tardiff.experiment.settings import command_line
 
-    defaults = {f.name: f.default for f in fields(ExperimentConfig)}
-    join = lambda values: ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)  # noqa: E731
-    parts = ["tardiff", "run", str(config["dataset"])]
-    flags = (("task", "--task"), ("data_dir", "--data-dir"), ("sets", "--sets"), ("test_sets", "--test-sets"),
-             ("scale", "--scale"), ("methods", "--methods"), ("seeds", "--seeds"), ("evaluators", "--evaluators"),
-             ("guidance_scale", "--guidance-scale"), ("guidance_set", "--guidance-set"),
-             ("guidance_norm", "--guidance-norm"), ("guide_last", "--guide-last"), ("sweep_raw", "--sweep-raw"),
-             ("sweep_unit", "--sweep-unit"), ("device", "--device"), ("threads", "--threads"))
-    for name, flag in flags:
-        value = config.get(name)
-        if value is None or (name not in ("methods", "seeds", "evaluators", "sweep_raw", "sweep_unit", "scale")
-                             and value == defaults.get(name)):
-            continue
-        if isinstance(value, (list, tuple)):
-            value = join(value)
-        elif isinstance(value, float):
-            value = f"{value:g}"
-        value = str(value)  # a symbolic data folder is double-quoted, so that the shell still expands it
-        parts += [flag, f'"{value}"' if value.startswith("$") else shlex.quote(value) if value else "''"]
-    extra = [f"{name}={config[name]!r}" for name in ("controls", "split_seed", "evaluate_at", "similarity")
-             if name in config and config[name] != defaults.get(name)]
-    return " ".join(parts) + (f"  # with {', '.join(extra)}" if extra else "")
+    return command_line(config)
 
 
 def provenance(results: dict, *, run_date: str | None = None, stored_with: str | None = None) -> dict:
