@@ -95,7 +95,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(config.out_dir)
     results = json.loads((out / "results.json").read_text())
     summary = pd.read_csv(out / "summary.csv")
-    columns = ["method", "protocol", "alpha", "evaluator", "n", "auprc_mean", "auprc_std", "auroc_mean", "minority_f1_mean"]
+    from tardiff.evaluation.utility import RECORD_METRICS
+
+    columns = ["method", "protocol", "alpha", "evaluator", "n", "auprc_mean", "auprc_std",
+               *(f"{m}_mean" for m in RECORD_METRICS if m != "auprc" and f"{m}_mean" in summary)]
     if "passes_quality_gate" in summary:  # a generator that fails its gate is flagged, never silently ranked
         summary["gate"] = summary["passes_quality_gate"].map({True: "pass", False: "FAIL"}).fillna("")
         columns.append("gate")

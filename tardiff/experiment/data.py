@@ -166,12 +166,6 @@ def selection_data(prepared: PreparedCohort) -> tuple[np.ndarray, np.ndarray, np
     return X, y, prepared.ids[name], name
 
 
-#: Bump when what the runner stores changes meaning, so older artifacts are not reused.
-#: 4: MCRAGE's MLP gained its input gate (its synthetic sets are keyed by method, not by network).
-#: 5: replicates (guidance and selection parts in every split), MCRAGE as published, the held-out gate.
-CACHE_VERSION = 5
-
-
 def content_hash(prepared: PreparedCohort) -> str:
     """SHA-256 of everything a run computes from: the raw cohort (values in clinical units, labels,
     stay ids) and every prepared split (standardised values, labels, stay ids).

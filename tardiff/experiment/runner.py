@@ -39,10 +39,10 @@ from tardiff.data.cache import (
 from tardiff.errors import ParameterError
 from tardiff.evaluation.gates import noise_prediction_error
 from tardiff.evaluation.protocols import SyntheticSets, TrainingSet, protocol_settings, training_set
-from tardiff.evaluation.utility import bootstrap_ci, choose_threshold, utility_metrics
+from tardiff.evaluation.utility import RECORD_METRICS, bootstrap_ci, choose_threshold, utility_metrics
 from tardiff.experiment.config import ExperimentConfig
+from tardiff.experiment import versions
 from tardiff.experiment.data import (
-    CACHE_VERSION,
     DataLedger,
     content_hash,
     guidance_data,
@@ -96,7 +96,7 @@ class Experiment:
         if split_seed not in self._replicates:
             start = time.perf_counter()
             prepared = load_prepared(self.config, split_seed)
-            key = hash_key(self.config.scale, content_hash(prepared), CACHE_VERSION, self.config.threads)
+            key = hash_key(self.config.scale, content_hash(prepared), versions.DATA, self.config.threads)
             self._replicates[split_seed] = (prepared, key, DataLedger())
             self._time("load_and_prepare_s", time.perf_counter() - start)
         return self._replicates[split_seed]
@@ -166,7 +166,7 @@ class Experiment:
             return self._memo[key]
         scale = self.config.scale
         unet_cfg, train_cfg = UNetConfig.preset(scale), TrainConfig.preset(scale)
-        path = self.cache / f"denoiser-{hash_key(self.data_key(seed), asdict(unet_cfg), asdict(train_cfg), seed)}.pt"
+        path = self.cache / f"denoiser-{hash_key(self.data_key(seed), asdict(unet_cfg), asdict(train_cfg), seed, versions.DENOISER)}.pt"
         start = time.perf_counter()
         sampler = UnguidedDiffusionSampler(scale=scale, unet_config=unet_cfg, train_config=train_cfg,
                                            random_state=seed, device=self.device, progress=self.config.progress,
@@ -194,7 +194,8 @@ class Experiment:
         p, scale = self.data(seed), self.config.scale
         X_sel, y_sel, sel_ids, sel_name = selection_data(p)
         candidates = self.config.preset.guidance_candidates
-        stem = hash_key(self.data_key(seed), sizes("classifier", scale, "gru"), candidates, seed, tardiff.__version__)
+        stem = hash_key(self.data_key(seed), sizes("classifier", scale, "gru"), candidates, seed,
+                        versions.GUIDANCE_CLASSIFIER)
         path = self.cache / f"guidance-classifier-{stem}.pt"
         report_path = path.with_suffix(".json")
         with file_lock(path):
@@ -237,7 +238,7 @@ class Experiment:
     # ---- synthetic sets
     def _set_path(self, method: str, seed: int, guidance: GuidanceOptions | None, tuned: float | None) -> Path:
         key = hash_key(self.data_key(seed), method, seed, None if guidance is None else guidance.key(), tuned,
-                       tardiff.__version__)
+                       versions.SYNTHETIC)
         return self.cache / f"synthetic-{method}-{key}.npz"
 
     def synthetic_sets(self, method: str, seed: int, *, guidance: GuidanceOptions | None = None,
@@ -353,7 +354,7 @@ class Experiment:
 
         p = self.data(seed)
         X_sel, y_sel, sel_ids, _ = selection_data(p)
-        path = self.cache / f"gate-baseline-{hash_key(self.data_key(seed), self.config.scale, tardiff.__version__)}.json"
+        path = self.cache / f"gate-baseline-{hash_key(self.data_key(seed), self.config.scale, versions.GATES)}.json"
         with file_lock(path):
             result = read_json_verified(path)
             if result is None:
@@ -373,7 +374,7 @@ class Experiment:
         p = self.data(seed)
         X_sel, y_sel, _, _ = selection_data(p)
         content = arrays_checksum({"X": X, "y": y})
-        path = self.cache / f"gates-{hash_key(self.data_key(seed), content, self.config.scale, tardiff.__version__)}.json"
+        path = self.cache / f"gates-{hash_key(self.data_key(seed), content, self.config.scale, versions.GATES)}.json"
         with file_lock(path):
             result = read_json_verified(path)
             if result is None:
@@ -440,7 +441,7 @@ class Experiment:
         out = []
         for evaluator in evaluators or cfg.evaluators:
             key = hash_key(self.data_key(seed), method, seed, train_set.protocol, train_set.alpha, evaluator,
-                           None if options is None else options.key(), tuned, content, tardiff.__version__)
+                           None if options is None else options.key(), tuned, content, versions.RECORD)
             path = self.out / "records" / f"{key}.json"
             with file_lock(path):
                 record = read_json_verified(path)  # an edited or truncated record warns and is recomputed
@@ -454,6 +455,11 @@ class Experiment:
                         "tuned": tuned,
                         **self.evaluate(train_set, evaluator, seed, method),
                     }
+                    write_json_verified(path, record)
+                elif set(RECORD_METRICS) - set(record):  # a metric registered since: from the stored predictions
+                    y_test, p_test = self.data(seed).y_test, np.asarray(record["test_predictions"])
+                    for name in set(RECORD_METRICS) - set(record):
+                        record[name] = float(RECORD_METRICS[name].fn(y_test, p_test, record["threshold"]))
                     write_json_verified(path, record)
             out.append(record)
         return out

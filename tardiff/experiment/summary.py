@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tardiff.evaluation.utility import summarise_over_seeds
+from tardiff.evaluation.utility import RECORD_METRICS, summarise_over_seeds
 
 __all__ = ["GATE_SUMMARY_COLUMNS", "summarise"]
 
@@ -30,7 +30,7 @@ def summarise(records: list[dict], generators: list[dict] = ()) -> pd.DataFrame:
     df = pd.DataFrame(records)
     df["alpha"] = df["alpha"].fillna(-1.0)  # keep alpha-free protocols in the groupby
     groups = ["dataset", "task", "method", "protocol", "alpha", "evaluator"]
-    out = summarise_over_seeds(df, groups, ["auprc", "auroc", "minority_f1", "brier"])
+    out = summarise_over_seeds(df, groups, [m for m in RECORD_METRICS if m in df])  # every registered metric
     out["alpha"] = out["alpha"].replace(-1.0, np.nan)
     if generators:
         gate_rows = pd.DataFrame(list(generators))

@@ -11,6 +11,7 @@ import pandas as pd
 
 from tardiff import registry
 from tardiff.evaluation.experiment_metrics import paired_against_reference
+from tardiff.evaluation.utility import RECORD_METRICS
 from tardiff.report.formatting import (
     _in_registry_order,
     _num,
@@ -139,15 +140,14 @@ def utility_table(summary: pd.DataFrame, reference: dict, *, evaluator: str = "c
     out = pd.DataFrame({
         "method": df["method"].map(registry.label), "protocol": df["protocol"].map(registry.protocol_label),
         "alpha": ["" if pd.isna(a) else f"{a:.1f}" for a in df["alpha"]],
-        **{title: [mean_std(m, s) for m, s in zip(df[f"{metric}_mean"], df[f"{metric}_std"])]
-           for metric, title in (("auprc", "AUPRC"), ("auroc", "AUROC"), ("minority_f1", "minority F1"))},
+        **{metric.label: [mean_std(m, s) for m, s in zip(df[f"{name}_mean"], df[f"{name}_std"])]
+           for name, metric in RECORD_METRICS.items() if f"{name}_mean" in df},  # every registered metric
         "seeds": seeds,
     })
     extra = [{"method": "prevalence (random ranking)", "protocol": "", "alpha": "",
-              "AUPRC": f"{reference['prevalence']:.3f}", "AUROC": "0.500", "minority F1": "", "seeds": ""}]
+              "AUPRC": f"{reference['prevalence']:.3f}", "AUROC": "0.500", "seeds": ""}]
     if "bayes" in reference:
         b = reference["bayes"]
         extra.append({"method": "Bayes ceiling (true posterior)", "protocol": "", "alpha": "",
-                      "AUPRC": f"{b['auprc']:.3f}", "AUROC": f"{b['auroc']:.3f}",
-                      "minority F1": "", "seeds": ""})
-    return pd.concat([out, pd.DataFrame(extra)], ignore_index=True)
+                      "AUPRC": f"{b['auprc']:.3f}", "AUROC": f"{b['auroc']:.3f}", "seeds": ""})
+    return pd.concat([out, pd.DataFrame(extra)], ignore_index=True).fillna("")
