@@ -35,8 +35,7 @@ from tardiff.classifiers import per_sample_loss
 from tardiff.errors import DataError, ParameterError
 from tardiff.presets import DEFAULT_GUIDANCE_SCALE
 
-__all__ = ["GuidanceOptions", "guidance_vector", "influence_scores", "InfluenceGuidance", "trainable_parameters",
-           "loss_change_after_step"]
+__all__ = ["GuidanceOptions", "guidance_vector", "influence_scores", "InfluenceGuidance", "trainable_parameters"]
 
 EvaluateAt = Literal["x_t", "x0_hat"]
 Similarity = Literal["dot", "cosine"]
@@ -501,7 +500,3 @@ class InfluenceGuidance:
         sigma = (1.0 - self.alphas_cumprod[t]).clamp_min(0.0).sqrt().to(device=flat.device, dtype=flat.dtype)
         length = self.guidance_scale * sigma * flat.shape[1] ** 0.5
         return (length[:, None] * direction).reshape(grad_x.shape)
-
-
-# The first-order check lives in its own module; the name stays importable from here.
-from tardiff.influence_check import loss_change_after_step  # noqa: E402,F401  (imports this module's helpers)

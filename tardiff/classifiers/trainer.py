@@ -206,7 +206,7 @@ def save_classifier(clf: TimeSeriesClassifier, path) -> None:
     """Store a fitted :class:`TimeSeriesClassifier` (weights, config, what ``fit`` learned), atomically.
 
     The file gets a SHA-256 sidecar (``path + ".sha256"``, see
-    :func:`~tardiff.data.cache.save_checkpoint`) that :func:`load_classifier` checks.
+    :func:`~tardiff.data.checkpoints.save_checkpoint`) that :func:`load_classifier` checks.
 
     Examples
     --------
@@ -221,7 +221,7 @@ def save_classifier(clf: TimeSeriesClassifier, path) -> None:
     """
     from dataclasses import asdict
 
-    from tardiff.data.cache import save_checkpoint
+    from tardiff.data.checkpoints import save_checkpoint
 
     if not hasattr(clf, "module_"):
         raise ParameterError("only a fitted classifier can be saved; call fit first")
@@ -254,7 +254,7 @@ def load_classifier(path, device="cpu", *, if_damaged: Literal["raise", "none"] 
     ...     print(load_classifier("no/such/clf.pt", if_damaged="none"))
     None
     """
-    from tardiff.data.cache import CHECKPOINT_ERRORS, load_checkpoint, read_checkpoint
+    from tardiff.data.checkpoints import CHECKPOINT_ERRORS, load_checkpoint, read_checkpoint
 
     if if_damaged not in ("raise", "none"):
         raise ParameterError(f"if_damaged must be 'raise' or 'none'; got {if_damaged!r}")

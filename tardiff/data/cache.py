@@ -496,9 +496,3 @@ def _static_column(z: dict, i: int) -> np.ndarray:
     if f"static_{i}_na" in z:
         values = np.where(z[f"static_{i}_na"], None, values.astype(object))
     return values
-
-
-# Checkpoints live in their own module; their names stay importable from here.
-from tardiff.data.checkpoints import (  # noqa: E402,F401  (after the names it imports from here)
-    CHECKPOINT_ERRORS, DIGEST_SUFFIX, checkpoint_digest, load_checkpoint, read_checkpoint, save_checkpoint,
-)

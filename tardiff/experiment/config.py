@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal, Sequence, get_args
+from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
 
@@ -14,7 +15,6 @@ from tardiff import registry
 from tardiff.data.cache import artifact_cache_dir
 from tardiff.data.registry import DATASETS
 from tardiff.errors import ParameterError
-from tardiff.experiment.settings import setting
 from tardiff.guidance import GuidanceNorm, GuidanceOptions, GuidanceSet
 from tardiff.presets import (
     DEFAULT_GUIDANCE_SCALE,
@@ -26,6 +26,40 @@ from tardiff.presets import (
     experiment_preset,
     resolve_device,
 )
+
+#: A setting's parameter default when it is the field's own default.
+SAME = "<the field's default>"
+
+#: What a setting's values are on a command line or in a notebook (lists are comma-separated).
+KINDS = ("str", "int", "float", "list")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one run setting is offered and recorded (the metadata of its config field)."""
+
+    help: str
+    kind: str = "str"
+    item: str = "str"  # a list's items: str, int or float
+    flag: str | None = ""  # "": derived from the name (--guide-last); None: not on the command line
+    positional: bool = False
+    choices: tuple | None = None
+    notebook: bool = True  # in the experiment notebook's parameters cell
+    changes_results: bool = True  # False: which folders, progress bars; never part of a cache key
+    provenance: bool = True  # the command that repeats a run gives it (False: where outputs and caches go)
+    spell_out: bool = False  # the provenance command gives it even at its default (scale- or version-dependent)
+    per_scale: str | None = None  # the ExperimentPreset attribute holding its default when None
+    parameter_default: Any = SAME  # what the CLI and the notebook default to, when not the field's default
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"setting kind must be one of {KINDS}; got {self.kind!r}")
+
+
+def setting(default, help: str, **options) -> dataclasses.Field:
+    """A config field with its :class:`Setting` (``options`` are Setting's fields)."""
+    return dataclasses.field(default=default, metadata={"setting": Setting(help=help, **options)})
+
 
 #: The methods a run compares by default: the reference, the baselines, TarDiff and its calibrated
 #: variant (the controls join the reference automatically, see :meth:`ExperimentConfig.all_methods`).

@@ -1,6 +1,6 @@
 """Each run setting declared once, on its :class:`~tardiff.experiment.ExperimentConfig` field.
 
-A field's :func:`setting` metadata says how the setting is offered and recorded: its help text,
+A field's :func:`~tardiff.experiment.config.setting` metadata says how the setting is offered and recorded: its help text,
 its command-line flag (or none), whether the experiment notebook's parameters cell holds it,
 whether it changes results (those that do not: which folders, progress bars), whether the
 command that repeats a run gives it, and whether the provenance command spells it out even at its default (those whose
@@ -19,47 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Iterator
 
-#: A setting's parameter default when it is the field's own default.
-SAME = "<the field's default>"
-
-#: What a setting's values are on a command line or in a notebook (lists are comma-separated).
-KINDS = ("str", "int", "float", "list")
+from tardiff.experiment.config import SAME, ExperimentConfig, Setting
 
 
-@dataclass(frozen=True)
-class Setting:
-    """How one run setting is offered and recorded (the metadata of its config field)."""
-
-    help: str
-    kind: str = "str"
-    item: str = "str"  # a list's items: str, int or float
-    flag: str | None = ""  # "": derived from the name (--guide-last); None: not on the command line
-    positional: bool = False
-    choices: tuple | None = None
-    notebook: bool = True  # in the experiment notebook's parameters cell
-    changes_results: bool = True  # False: which folders, progress bars; never part of a cache key
-    provenance: bool = True  # the command that repeats a run gives it (False: where outputs and caches go)
-    spell_out: bool = False  # the provenance command gives it even at its default (scale- or version-dependent)
-    per_scale: str | None = None  # the ExperimentPreset attribute holding its default when None
-    parameter_default: Any = SAME  # what the CLI and the notebook default to, when not the field's default
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"setting kind must be one of {KINDS}; got {self.kind!r}")
-
-
-def setting(default, help: str, **options) -> dataclasses.Field:
-    """A config field with its :class:`Setting` (``options`` are Setting's fields)."""
-    return dataclasses.field(default=default, metadata={"setting": Setting(help=help, **options)})
-
-
-def declared(config_class=None) -> Iterator[tuple[dataclasses.Field, Setting, str | None]]:
+def declared(config_class=ExperimentConfig) -> Iterator[tuple[dataclasses.Field, Setting, str | None]]:
     """Every declared run setting in field order: (field, setting, flag or None)."""
-    if config_class is None:
-        from tardiff.experiment.config import ExperimentConfig as config_class
     for f in dataclasses.fields(config_class):
         meta = f.metadata.get("setting")
         if meta is None:
