@@ -11,7 +11,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import get_args
 
 import pandas as pd
 
@@ -19,11 +18,9 @@ from tardiff.errors import ParameterError, TardiffError
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dataset", help="dataset name (see `tardiff datasets`)")
-    p.add_argument("--data-dir", default=None, help="folder with the raw files (default $TARDIFF_DATA_DIR/<dataset> or data/<dataset>)")
-    p.add_argument("--task", default=None, help="prediction task (default: the dataset's first task)")
-    p.add_argument("--sets", default=None,
-                   help="PhysioNet 2012 only: which challenge sets to read, a, ab (default) or abc")
+    from tardiff.experiment.settings import add_run_options
+
+    add_run_options(p, only=("dataset", "data_dir", "task", "sets"))  # as `tardiff run` declares them
 
 
 def _loader_options(args: argparse.Namespace) -> dict:
@@ -90,19 +87,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tardiff import registry
     from tardiff.experiment import ExperimentConfig, executor
 
-    config = ExperimentConfig.from_parameters(
-        dataset=args.dataset, task=args.task, data_dir=args.data_dir, scale=args.scale, methods=args.methods,
-        seeds=args.seeds, evaluators=args.evaluators, guidance_scale=args.guidance_scale,
-        guidance_set=args.guidance_set, guidance_norm=args.guidance_norm, guide_last=args.guide_last,
-        device=args.device, out_dir=args.out, cache_dir=args.cache_dir,
-        progress=not args.quiet, sets=args.sets, test_sets=args.test_sets, sweep_raw=args.sweep_raw,
-        sweep_unit=args.sweep_unit, threads=args.threads, replicates=args.replicates,
-    )
+    from tardiff.experiment.settings import values_from_args
+
+    config = ExperimentConfig.from_parameters(**values_from_args(args), replicates=args.replicates,
+                                              progress=not args.quiet)
     executor.run(config, workers=args.workers, scheduler=args.scheduler)
     out = Path(config.out_dir)
     results = json.loads((out / "results.json").read_text())
     summary = pd.read_csv(out / "summary.csv")
-    columns = ["method", "protocol", "alpha", "evaluator", "n", "auprc_mean", "auprc_std", "auroc_mean", "minority_f1_mean"]
+    from tardiff.evaluation.utility import RECORD_METRICS
+
+    columns = ["method", "protocol", "alpha", "evaluator", "n", "auprc_mean", "auprc_std",
+               *(f"{m}_mean" for m in RECORD_METRICS if m != "auprc" and f"{m}_mean" in summary)]
     if "passes_quality_gate" in summary:  # a generator that fails its gate is flagged, never silently ranked
         summary["gate"] = summary["passes_quality_gate"].map({True: "pass", False: "FAIL"}).fillna("")
         columns.append("gate")
@@ -202,55 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_data)
 
-    from tardiff import registry
-    from tardiff.experiment import METHODS
-    from tardiff.guidance import GuidanceNorm, GuidanceSet
-    from tardiff.presets import DEFAULT_GUIDANCE_SCALE, DEVICES, EXPERIMENTS, SCALES
-
-    def defaults(field: str) -> str:
-        return "; ".join(f"{scale} {','.join(map(str, getattr(EXPERIMENTS[scale], field)))}" for scale in SCALES)
+    from tardiff.experiment.settings import add_run_options
+    from tardiff.presets import DEVICES, SCALES
 
     p = sub.add_parser("run", help="run one dataset's comparison and write results.json and summary.csv")
-    _add_data_args(p)
-    p.add_argument("--scale", choices=SCALES, default="cpu",
-                   help="smoke: seconds (tests); cpu: minutes on a laptop (default); paper: the papers' sizes, GPU")
-    p.add_argument("--methods", type=_csv(str), default=METHODS,
-                   help=f"comma-separated subset of {','.join(registry.method_names())} (default "
-                        f"{','.join(METHODS)}; the controls {','.join(registry.method_names('control'))} "
-                        "join real automatically)")
-    p.add_argument("--seeds", type=_csv(int), default=None,
-                   help=f"comma-separated replicates, each its own split and model seeds (default: {defaults('seeds')})")
+    add_run_options(p)  # every run setting, as ExperimentConfig declares it
     p.add_argument("--replicates", type=int, default=None, metavar="K",
                    help="K replicates, seeds 0..K-1 (instead of --seeds); the book's headline runs use 10")
-    p.add_argument("--evaluators", type=_csv(str), default=None,
-                   help=f"downstream classifiers that judge each method, from {','.join(registry.evaluator_names())} "
-                        f"(default: {defaults('evaluators')})")
-    p.add_argument("--guidance-scale", type=float, default=DEFAULT_GUIDANCE_SCALE,
-                   help=f"TarDiff's w (the paper uses {DEFAULT_GUIDANCE_SCALE:g})")
-    p.add_argument("--guidance-set", choices=get_args(GuidanceSet), default="val",
-                   help="what G averages over: val (paper), train (public code), minority (paper Table 5)")
-    p.add_argument("--guidance-norm", choices=get_args(GuidanceNorm), default="raw",
-                   help="raw: the paper's shift w grad_x s; unit: w times the noise level of x_t along grad_x s")
-    p.add_argument("--sweep-raw", default=None, metavar="W,W,...",
-                   help=f"the guidance sweep's raw scales w (default: {defaults('sweep_raw')}; '' for none)")
-    p.add_argument("--sweep-unit", default=None, metavar="W,W,...",
-                   help=f"its calibrated (unit) scales, from which tardiff_cal is chosen on validation AUPRC "
-                        f"(default: {defaults('sweep_unit')})")
-    p.add_argument("--guide-last", type=int, default=0, metavar="K",
-                   help="guide only the last K sampling steps (default 0: every step, as the paper)")
-    p.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
-    p.add_argument("--test-sets", default=None,
-                   help="PhysioNet 2012 only: challenge sets held out as the test split, e.g. c (train and select "
-                        "on the others: external validation)")
-    p.add_argument("--cache-dir", default=None,
-                   help="artifact cache: trained models and synthetic sets (default $TARDIFF_CACHE_DIR/artifacts, "
-                        "else data/cache/artifacts); a shared folder lets runs reuse each other's work")
-    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="run the task graph on a local Dask cluster of N worker processes (default: in this process)")
-    p.add_argument("--threads", type=int, default=1, metavar="K",
-                   help="PyTorch CPU threads per task under every executor (default 1; the numbers depend on it, so "
-                        "a sequential run and --workers agree only at the same K; use --workers for more cores)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="submit the task graph to an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (its workers "
                         "must share --cache-dir and the data folder)")

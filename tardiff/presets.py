@@ -156,9 +156,10 @@ class ExperimentPreset:
     Power comes from the test split, compute from the training split, so the small scales
     subsample only what is trained on: ``fit_stays`` stays are drawn (stratified) for training
     and validation (8:1), and every other stay of the cohort is a test stay (PhysioNet 2012 at
-    cpu scale: about 7,100 test stays); the simulated cohort gets a fresh draw of
-    ``simulated_test_n`` stays as its test split, with its known Bayes posterior. The paper
-    preset keeps the papers' 80/10/10 split of the whole cohort.
+    cpu scale: about 7,100 test stays); a generated dataset (the simulated cohort) draws its
+    own sizes and a fresh test split, with its known Bayes posterior, as its registry entry
+    says (:class:`tardiff.data.registry.FreshDraws`). The paper preset keeps the papers'
+    80/10/10 split of the whole cohort.
 
     Each of a run's seeds is a *replicate*: its own draw of every split and its own seeds for
     every trained component. Beside training and validation (early stopping, the decision
@@ -169,8 +170,6 @@ class ExperimentPreset:
     fit_stays: int | None  # stays drawn for training + validation (None: 80/10/10 of the whole cohort)
     guide_stays: int | None  # held out as TarDiff's guidance set D_g (None: a third of validation)
     select_stays: int | None  # held out for model selection and the quality gate (None: a third of validation)
-    simulated_n: int  # simulated stays for training + validation (the whole cohort at paper scale)
-    simulated_test_n: int | None  # a fresh simulated draw as the test split (None: 80/10/10)
     alphas: tuple[float, ...]
     bootstrap: int  # bootstrap resamples for the test-set CIs and the paired comparisons
     seeds: tuple[int, ...]  # default replicates (each seed draws its own split and seeds every component)
@@ -191,8 +190,8 @@ _SWEEP_UNIT = (0.001, 0.003, 0.01, 0.03, 0.1)
 _SWEEP_CODE = (0.003, 0.03)
 
 EXPERIMENTS: dict[str, ExperimentPreset] = {
-    "smoke": ExperimentPreset(fit_stays=270, guide_stays=100, select_stays=100, simulated_n=270,
-                              simulated_test_n=10000, alphas=(0.5, 1.0), bootstrap=50, seeds=(0,), evaluators=("cnn",),
+    "smoke": ExperimentPreset(fit_stays=270, guide_stays=100, select_stays=100,
+                              alphas=(0.5, 1.0), bootstrap=50, seeds=(0,), evaluators=("cnn",),
                               sweep_raw=(0.0, 100.0), sweep_unit=(0.1,), sweep_code=(), sweep_seeds=1, gate_epochs=2,
                               guidance_candidates=({},), embedding_samples=150),
     # The GBM on per-feature summaries judges every method at cpu scale: a different model from the
@@ -204,19 +203,19 @@ EXPERIMENTS: dict[str, ExperimentPreset] = {
     # ~0.56 is reachable): a slower, more patient candidate is tried beside it. TSRTR runs at one
     # ratio, as many synthetic rows as real ones: a second ratio (0.5) cost 15 evaluator fits per
     # dataset, about 3 minutes of the cpu book's 2-core budget (the paper scale keeps all five).
-    # 900 stays (800 train, 100 validation; 1,125 simulated) keep the book within 30 minutes on
-    # two cores: with 1,080 (1,350) and both ratios it took 35.4.
+    # 900 stays (800 train, 100 validation; 1,125 simulated, set in tardiff.data.registry) keep the
+    # book within 30 minutes on two cores: with 1,080 (1,350) and both ratios it took 35.4.
     # Guidance and selection stays are held out of the test pool, not of training: 300 guide and 500
     # select stays (PhysioNet 2012 at 14% mortality: ~70 positive selection stays; simulated: fresh
     # draws, ~35 positives), so the selection data has at least 30 positives.
-    "cpu": ExperimentPreset(fit_stays=900, guide_stays=300, select_stays=500, simulated_n=1125,
-                            simulated_test_n=10000, alphas=(1.0,), bootstrap=200, seeds=(0, 1, 2), evaluators=("gbm",),
+    "cpu": ExperimentPreset(fit_stays=900, guide_stays=300, select_stays=500,
+                            alphas=(1.0,), bootstrap=200, seeds=(0, 1, 2), evaluators=("gbm",),
                             sweep_raw=_SWEEP_RAW, sweep_unit=_SWEEP_UNIT, sweep_code=_SWEEP_CODE, sweep_seeds=1,
                             gate_epochs=5,
                             guidance_candidates=({}, {"lr": 1e-3, "patience": 8, "epochs": 40}),
                             embedding_samples=300),
-    "paper": ExperimentPreset(fit_stays=None, guide_stays=None, select_stays=None, simulated_n=10000,
-                              simulated_test_n=None, alphas=PAPER_ALPHAS, bootstrap=1000, seeds=tuple(range(10)),
+    "paper": ExperimentPreset(fit_stays=None, guide_stays=None, select_stays=None,
+                              alphas=PAPER_ALPHAS, bootstrap=1000, seeds=tuple(range(10)),
                               evaluators=("cnn", "gru"), sweep_raw=_SWEEP_RAW + (1000.0,), sweep_unit=_SWEEP_UNIT,
                               sweep_code=_SWEEP_CODE, sweep_seeds=5,
                               gate_epochs=20, guidance_candidates=({},), embedding_samples=2000),

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
@@ -26,9 +27,16 @@ from tardiff.errors import ParameterError
 
 Role = Literal["reference", "control", "baseline", "tardiff"]
 
-#: Colour-blind-safe colours (seaborn's "colorblind" palette), handed out in registration order.
+#: The shared components a method's factory may ask for, each trained once per replicate (in this
+#: order: a task graph trains them before any method's sets).
+COMPONENTS = ("denoiser", "guidance_classifier")
+
+#: Colour-blind-safe colours (seaborn's "colorblind" palette, then Paul Tol's "muted" one). Each
+#: built-in method declares its colour with its entry; a method registered without one gets the
+#: first of these that no built-in claims (:data:`BUILTIN_COLORS`) and no registered method uses.
 PALETTE = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
-           "#ece133", "#56b4e9")
+           "#ece133", "#56b4e9", "#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77",
+           "#cc6677", "#882255", "#aa4499")
 GREY = "#949494"
 
 
@@ -72,7 +80,9 @@ class Method:
         ``factory(context: MethodContext) -> sampler`` (an unfitted imbalanced-learn style
         sampler); None when the method trains on real data only.
     color : str, optional
-        Hex colour of the method in every figure (None: the next unused one of :data:`PALETTE`).
+        Hex colour of the method in every figure. Built-in methods declare theirs; None: the first
+        colour of :data:`PALETTE` that no built-in claims and no registered method uses (see
+        :func:`register_method`).
     class_weight : bool
         The evaluators train with a class-weighted loss (the ``real_cw`` control).
     synthetic : bool
@@ -84,6 +94,9 @@ class Method:
     components : tuple of str
         The shared, trained components its factory asks the context for ("denoiser",
         "guidance_classifier"): a task scheduler trains them first, once per seed.
+    unguided_twin : str, optional
+        The method whose draws this guided method's are at guidance scale 0 (TarDiff without
+        guidance is the unguided sampler, draw for draw): a choice of 0 reuses that method's sets.
     tuned : (parameter, candidates, protocol), optional
         A sampling parameter chosen in every replicate on its model-selection data (the
         ``select`` stays, never the test split) among ``candidates``, from one fitted sampler
@@ -102,6 +115,7 @@ class Method:
     guidance: Literal["config", "calibrated"] | None = None
     components: tuple[str, ...] = ()
     tuned: tuple[str, tuple[float, ...], str] | None = None
+    unguided_twin: str | None = None
 
     def __post_init__(self) -> None:
         if self.role not in ("reference", "control", "baseline", "tardiff"):
@@ -110,10 +124,10 @@ class Method:
         if unknown or not self.protocols:
             raise ParameterError(f"method {self.name!r}: protocols must be a non-empty subset of "
                                  f"{', '.join(PROTOCOLS)}; got {list(self.protocols)}")
-        unknown = set(self.components) - {"denoiser", "guidance_classifier"}
+        unknown = set(self.components) - set(COMPONENTS)
         if unknown:
             raise ParameterError(f"method {self.name!r}: unknown components {sorted(unknown)}; "
-                                 "choose from denoiser, guidance_classifier")
+                                 f"choose from {', '.join(COMPONENTS)}")
         needs_generator = any(PROTOCOLS[p].needs_generator for p in self.protocols)
         if needs_generator and self.factory is None:
             raise ParameterError(f"method {self.name!r}: protocols {list(self.protocols)} need a factory")
@@ -135,16 +149,38 @@ _METHODS: dict[str, Method] = {}
 def register_method(entry: Method, *, replace: bool = False) -> Method:
     """Add ``entry`` to the method registry (``replace=True`` to redefine a name).
 
-    A method registered without a colour gets the next unused one of :data:`PALETTE`.
+    A built-in method registered again without a colour keeps its declared one. Any other method
+    registered without a colour gets the first colour of :data:`PALETTE` that no built-in claims
+    (whether or not the built-in is registered now) and no registered method uses, so what a
+    user registers, and when, never takes a built-in's colour or changes it. A colour passed
+    explicitly must not be one another method claims (a one-line :class:`ParameterError`).
     """
     if entry.name in _METHODS and not replace:
         raise ParameterError(f"a method named {entry.name!r} is already registered; pass replace=True")
+    taken = {m.color: m.name for m in _METHODS.values() if m.name != entry.name}
+    taken.update({c: name for name, c in BUILTIN_COLORS.items() if name != entry.name})
     if entry.color is None:
-        used = {m.color for m in _METHODS.values()}
-        free = [c for c in PALETTE if c not in used]
-        entry = _replace(entry, color=free[0] if free else GREY)
+        entry = _replace(entry, color=BUILTIN_COLORS.get(entry.name) or _free_color(entry.name, taken))
+    elif entry.color.lower() in {c.lower() for c in taken}:
+        owner = next(name for c, name in taken.items() if c.lower() == entry.color.lower())
+        raise ParameterError(f"method {entry.name!r}: colour {entry.color} is {owner!r}'s; pass another colour "
+                             "or none (a free one is chosen)")
     _METHODS[entry.name] = entry
     return entry
+
+
+def _free_color(name: str, taken) -> str:
+    """The first colour of :data:`PALETTE` not in ``taken``; past its end, one derived from ``name``."""
+    taken = {c.lower() for c in taken}
+    for c in PALETTE:
+        if c.lower() not in taken:
+            return c
+    digest = hashlib.sha256(name.encode()).digest()
+    while True:  # deterministic by name; a collision re-hashes
+        c = "#" + digest[:3].hex()
+        if c not in taken:
+            return c
+        digest = hashlib.sha256(digest).digest()
 
 
 def unregister_method(name: str) -> None:
@@ -173,6 +209,19 @@ def methods(role: Role | None = None) -> list[Method]:
 def method_names(role: Role | None = None) -> tuple[str, ...]:
     """Names of :func:`methods`."""
     return tuple(m.name for m in methods(role))
+
+
+def guided_method(guidance: Literal["config", "calibrated"], among=None) -> str | None:
+    """The first registered method (of ``among``, when given) built with ``guidance`` options: the
+    run's own ("config": TarDiff) or the calibrated ones ("calibrated"); None when there is none.
+
+    Examples
+    --------
+    >>> guided_method("config"), guided_method("calibrated", among=("real", "smote"))
+    ('tardiff', None)
+    """
+    names = [m.name for m in methods() if m.guidance == guidance and (among is None or m.name in among)]
+    return names[0] if names else None
 
 
 def label(name: str) -> str:
@@ -384,7 +433,8 @@ def _classifier_factory(arch: str):
 
 _GENERATORS = ("tstr", "tsrtr", "rebalance")
 _GUIDED = ("denoiser", "guidance_classifier")
-for _entry in (
+#: The built-in methods, each with its fixed colour.
+BUILTIN_METHODS: tuple[Method, ...] = (
     Method("real", "real only", "reference", ("trtr",), color="#0173b2"),
     Method("real_cw", "real, class-weighted", "control", ("trtr",), color="#56b4e9", class_weight=True),
     Method("ros", "random oversampling", "control", ("rebalance",), _random_oversampling, color=GREY),
@@ -396,12 +446,15 @@ for _entry in (
     Method("unguided", "unguided diffusion", "baseline", _GENERATORS, _unguided, color="#de8f05",
            synthetic=True, components=("denoiser",)),
     Method("tardiff", "TarDiff", "tardiff", _GENERATORS, _tardiff, color="#d55e00", synthetic=True,
-           guidance="config", components=_GUIDED),
+           guidance="config", components=_GUIDED, unguided_twin="unguided"),
     # The same sampler with the guidance the run calibrates (guidance_norm "unit", its scale chosen
     # on validation AUPRC in the guidance sweep, never on test); run beside TarDiff automatically.
     Method("tardiff_cal", "TarDiff (calibrated)", "tardiff", _GENERATORS, _tardiff, color="#a6361c",
-           synthetic=True, guidance="calibrated", components=_GUIDED),
-):
+           synthetic=True, guidance="calibrated", components=_GUIDED, unguided_twin="unguided"),
+)
+#: The colour each built-in method claims: never handed to another method, whatever is registered when.
+BUILTIN_COLORS: dict[str, str] = {m.name: m.color for m in BUILTIN_METHODS}
+for _entry in BUILTIN_METHODS:
     register_method(_entry)
 
 for _entry in (

@@ -102,6 +102,23 @@ def test_cohort_cache_round_trip(tmp_path):
     assert back.features == c.features and back.task == "mortality"
 
 
+def test_cohort_without_static_columns_round_trips_through_the_cache(tmp_path):
+    """Issue #22: the static table was rebuilt from its columns alone, so a cohort without any came
+    back with 0 rows, failed the cohort's checks and every load warned that the cache was damaged."""
+    import warnings
+
+    c = toy_cohort()
+    c.static = pd.DataFrame(index=range(len(c.y)))
+    save_cohort(tmp_path / "c.npz", c)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a CacheWarning would fail the test
+        back = load_cohort_file(tmp_path / "c.npz")
+    assert back is not None and (tmp_path / "c.npz").exists()
+    assert back.static.shape == (len(c.y), 0) and len(back.y) == len(c.y)
+    for name in ("X", "mask", "y", "stay_ids"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(c, name))
+
+
 def test_damaged_cache_is_ignored(tmp_path):
     (tmp_path / "c.npz").write_bytes(b"not a zip")
     with pytest.warns(CacheWarning, match="damaged cache file"):

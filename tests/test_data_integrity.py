@@ -82,6 +82,20 @@ def test_named_data_dir_without_the_files(tmp_path, name, match):
     assert list(empty.iterdir()) == []  # never a download target
 
 
+def test_mimic3_and_eicu_share_one_find_source_files(tmp_path):
+    """Issue #22: the two loaders held copies of one function; both are now made by tardiff.data.sources."""
+    from tardiff.data import eicu, mimic3, sources
+
+    assert mimic3.find_source_files.__code__ is eicu.find_source_files.__code__
+    assert mimic3.find_table is sources.find_table
+    for table in ("patient", "VITALPERIODIC"):  # any case of file name, .csv or .csv.gz
+        (tmp_path / f"{table}.csv{'.gz' if table == 'patient' else ''}").write_text("")
+    assert eicu.find_source_files(tmp_path) == [tmp_path / "patient.csv.gz", tmp_path / "VITALPERIODIC.csv"]
+    _one_line_error(r"MIMIC-III tables missing in .*: PATIENTS.csv\(.gz\), ADMISSIONS.csv\(.gz\), ICUSTAYS.csv\(.gz\), "
+                    r"CHARTEVENTS.csv\(.gz\); pass --data-dir to the folder of the MIMIC-III v1.4 CSV files",
+                    mimic3.find_source_files, tmp_path)
+
+
 def test_resolve_data_dir_order(tmp_path, monkeypatch):
     monkeypatch.delenv("TARDIFF_DATA_DIR", raising=False)
     assert resolve_data_dir("eicu") == Path("data/eicu")

@@ -64,6 +64,23 @@ def test_the_graph_orders_every_task_after_its_dependencies(tmp_path):
     assert len(evaluations) == expected  # one evaluator fit per method x protocol x ratio (smoke: 2 ratios)
 
 
+def test_the_sequential_run_executes_the_graph_and_nothing_else(tmp_path, monkeypatch):
+    """One enumeration of the work: the in-process run is the graph's tasks, in the graph's order,
+    and every kind of task the graph can hold (every shared component among them) has a runner."""
+    from tardiff.experiment import Experiment, tasks
+
+    cfg = config(tmp_path, "one")
+    ran = []
+    monkeypatch.setattr(tasks, "run_task", lambda experiment, task: ran.append(task.key) or [])
+    monkeypatch.setattr(Experiment, "compare", lambda self, records: [])
+    monkeypatch.setattr(Experiment, "write", lambda self, *a, **k: None)
+    monkeypatch.setattr(Experiment, "ledger", lambda self, seed: type("L", (), {"check_untouched": lambda s, ids: None})())
+    monkeypatch.setattr(Experiment, "data", lambda self, seed: type("P", (), {"ids": {"test": []}})())
+    Experiment(cfg).run()
+    assert ran == [task.key for task in build_graph(cfg)]
+    assert set(registry.COMPONENTS) | {t.kind for t in build_graph(cfg)} <= set(tasks._RUNNERS)
+
+
 def test_a_local_cluster_gives_the_sequential_results(sequential, tmp_path):
     executor.run(config(tmp_path, "local"), workers=2)
     assert comparable(tmp_path / "local" / "out") == sequential
@@ -144,7 +161,7 @@ def test_every_task_and_a_sequential_run_use_the_runs_thread_count(tmp_path, mon
     from tardiff.experiment import Experiment, tasks
 
     seen = []
-    monkeypatch.setattr(tasks, "_execute", lambda experiment, kind, args: seen.append(torch.get_num_threads()))
+    monkeypatch.setattr(tasks, "run_task", lambda experiment, task: seen.append(torch.get_num_threads()))
     monkeypatch.setattr(Experiment, "_run", lambda self: seen.append(torch.get_num_threads()) or [])
     before = torch.get_num_threads()
     try:
@@ -155,6 +172,6 @@ def test_every_task_and_a_sequential_run_use_the_runs_thread_count(tmp_path, mon
         assert seen == [2, 2] and torch.get_num_threads() == 1  # set for the task, restored after
     finally:
         torch.set_num_threads(before)
-    assert Experiment(two).data_key != Experiment(config(tmp_path, "t")).data_key  # caches never mix them
+    assert Experiment(two).data_key(0) != Experiment(config(tmp_path, "t")).data_key(0)  # caches never mix them
     with pytest.raises(ParameterError, match="threads must be a whole number"):
         dataclasses.replace(two, threads=0)

@@ -72,6 +72,40 @@ def test_registered_methods_get_distinct_colours(jitter_method):
     assert registry.label("not-registered") == "not-registered" and registry.color("not-registered") == registry.GREY
 
 
+def _user(name, **kw):
+    return registry.Method(name, name, "baseline", ("rebalance",), lambda ctx: None, **kw)
+
+
+@pytest.mark.parametrize("user_first", [True, False])
+def test_user_methods_never_take_or_change_a_builtin_colour(user_first, monkeypatch):
+    """Issue #22: a colour handed out at registration could be one a built-in registered later
+    claims. Built-ins keep their declared colours, whatever is registered before or after them."""
+    builtins = [m for m in registry.methods() if m.name in registry.BUILTIN_COLORS]
+    declared = {m.name: m.color for m in builtins}
+    assert declared == registry.BUILTIN_COLORS and len(builtins) == len(registry.BUILTIN_METHODS)
+    monkeypatch.setattr(registry, "_METHODS", {})
+    users = [_user(f"user{i}") for i in range(25)]  # more than the palette holds
+    order = users + builtins if user_first else builtins + users
+    for entry in order:
+        registry.register_method(entry)
+    assert {name: registry.color(name) for name in declared} == declared
+    colours = [m.color.lower() for m in registry.methods()]
+    assert len(colours) == len(set(colours)) == len(order)
+    assert not {registry.color(u.name) for u in users} & set(declared.values())
+    # deterministic: the same registrations give the same colours
+    first = {u.name: registry.color(u.name) for u in users}
+    for entry in users:
+        registry.unregister_method(entry.name)
+    for entry in users:
+        registry.register_method(entry)
+    assert {u.name: registry.color(u.name) for u in users} == first
+    # a built-in re-registered without a colour gets its own back; a user cannot claim a built-in's
+    registry.register_method(registry._replace(registry.method("smote"), color=None), replace=True)
+    assert registry.color("smote") == registry.BUILTIN_COLORS["smote"]
+    with pytest.raises(ParameterError, match="colour .* is 'tardiff'"):
+        registry.register_method(_user("thief", color=registry.BUILTIN_COLORS["tardiff"]))
+
+
 def test_registry_refuses_bad_entries():
     with pytest.raises(ParameterError, match="already registered"):
         registry.register_method(registry.Method("real", "again", "reference", ("trtr",)))

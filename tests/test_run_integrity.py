@@ -144,6 +144,32 @@ def test_a_cohort_with_one_positive_stay_is_refused_at_load(tmp_path, monkeypatc
         Experiment(quick_config(tmp_path))
 
 
+def test_a_generated_dataset_is_drawn_as_its_registry_entry_says(tmp_path, monkeypatch):
+    """Issue #22: the experiment layer tested the dataset's name and read simulated-only sizes from the
+    presets; it now asks the dataset's registry entry (its FreshDraws) how to draw the stays."""
+    from dataclasses import replace
+
+    from tardiff.data.registry import DATASETS, FreshDraws
+
+    def sizes():
+        p = data_module.load_prepared(quick_config(tmp_path), 0)
+        return {name: len(p.ids[name]) for name in p.split.parts()}, p
+
+    spec = DATASETS["simulated"]
+    got, _ = sizes()
+    assert got["train"] + got["val"] == spec.draws.fit_stays["smoke"] == 270
+    assert (got["test"], got["guide"], got["select"]) == (spec.draws.test_stays["smoke"], 100, 100)
+    monkeypatch.setitem(DATASETS, "simulated", replace(spec, draws=FreshDraws(fit_stays={"smoke": 180},
+                                                                              test_stays={"smoke": 400})))
+    got, p = sizes()
+    assert got["train"] + got["val"] == 180 and (got["test"], got["guide"], got["select"]) == (400, 100, 100)
+    assert len(np.unique(p.cohort.stay_ids)) == 180 + 400 + 100 + 100  # ids unique across the draws
+    monkeypatch.setitem(DATASETS, "simulated", replace(spec, draws=FreshDraws(fit_stays={"smoke": 300},
+                                                                              test_stays={"smoke": None})))
+    got, p = sizes()  # no fresh test draw: one draw split 80/10/10
+    assert len(p.cohort.y) == 300 and got["train"] == 240 and got["test"] == 30
+
+
 def test_cache_dir_option_and_variable_move_the_artifacts(tmp_path, monkeypatch):
     config = quick_config(tmp_path, methods=("smote",), cache_dir=None)
     monkeypatch.setenv("TARDIFF_CACHE_DIR", str(tmp_path / "everything"))

@@ -60,7 +60,7 @@ def test_the_command_in_the_provenance_repeats_the_run():
         "paper", ("real", "smote", "tardiff"), (0, 1, 2), ("cnn", "gru"))
     assert args.data_dir == "$TARDIFF_DATA_DIR/physionet2012" and '"$TARDIFF_DATA_DIR/physionet2012"' in command
     assert (args.guidance_norm, args.guide_last, args.sweep_raw, args.sweep_unit, args.sets, args.device) == (
-        "unit", 5, "0,100", "0.1,1", "ab", "cuda")
+        "unit", 5, (0.0, 100.0), (0.1, 1.0), "ab", "cuda")
     assert "--guidance-scale" not in command and "--threads" not in command  # defaults that cannot drift stay out
     assert run_command({**CONFIG, "split_seed": 3}).endswith("# with split_seed=3")
     threaded = build_parser().parse_args(shlex.split(run_command({**CONFIG, "threads": 4}))[1:])

@@ -1,6 +1,6 @@
 """The teaching notebooks: their skeleton, the worked solutions of their exercises, a smoke-scale
 execution of each (solutions included), and the package function tutorial 2 is built on
-(:func:`tardiff.guidance.loss_change_after_step`)."""
+(:func:`tardiff.influence_check.loss_change_after_step`)."""
 
 import copy
 import re
@@ -14,7 +14,8 @@ from torch import nn
 
 from tardiff.classifiers import per_sample_loss
 from tardiff.errors import ParameterError
-from tardiff.guidance import guidance_vector, influence_scores, loss_change_after_step
+from tardiff.guidance import guidance_vector, influence_scores
+from tardiff.influence_check import loss_change_after_step
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIALS = ("tutorial_01_diffusion", "tutorial_02_influence", "tutorial_03_guidance")

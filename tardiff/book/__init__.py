@@ -8,8 +8,11 @@ One module per job:
 * :mod:`~tardiff.book.execute`: papermill execution, several notebooks at once;
 * :mod:`~tardiff.book.results`: the Results page (tables; verdicts from the paired comparisons
   through :mod:`tardiff.report`, the figures from :mod:`tardiff.plots`);
-* :mod:`~tardiff.book.stored`: stored runs (:func:`store_run`) and the chapter's data, live or
-  stored (:class:`ExperimentChapter`), so the book can render GPU results without re-running them;
+* :mod:`~tardiff.book.stored`: the stored-run format, so the book can render GPU results without
+  re-running them; it re-exports :mod:`~tardiff.book.paths` (symbolic data folders),
+  :mod:`~tardiff.book.provenance` (where a run's numbers come from, the command that repeats it),
+  :mod:`~tardiff.book.chapter` (the chapter's data, live or stored: :class:`ExperimentChapter`)
+  and :mod:`~tardiff.book.storing` (:func:`store_run`);
 * :mod:`~tardiff.book.build`: :func:`build_book`, the whole build, and the jupyter-book run;
 * :mod:`~tardiff.book.sphinx`: the Sphinx extension ``_config.yml`` loads (launch buttons,
   duplicate scripts, bundled MathJax). It is not imported here: Sphinx loads it by name.

@@ -27,7 +27,7 @@ from tardiff.book.execute import default_jobs, execute_runs
 from tardiff.book.pages import write_data_absent_page, write_not_executed_page
 from tardiff.book.results import write_results_page
 from tardiff.book.runs import NOTEBOOK_RUNS, data_root, get_run, locate_data, run_parameters, run_title
-from tardiff.book.stored import DATA_VARIABLE, symbolic_data_dir
+from tardiff.book.paths import DATA_VARIABLE, symbolic_data_dir
 from tardiff.data.cache import atomic_path
 from tardiff.data.registry import fetch_open_data
 from tardiff.errors import DataError, ParameterError, TardiffError

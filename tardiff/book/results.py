@@ -34,6 +34,14 @@ SUMMARY_COLUMNS = (
 #: whether a generator passed the quality gate on every seed (empty for real data and controls).
 OPTIONAL_SUMMARY_COLUMNS = ("alpha", "prevalence", "bayes_auprc", "passes_quality_gate")
 
+
+def metric_columns() -> tuple[str, ...]:
+    """The mean and sd columns of every registered record metric beyond the required ones (e.g. the
+    Brier score, or a metric registered since): kept whenever a summary has them, never dropped silently."""
+    from tardiff.evaluation.utility import RECORD_METRICS
+
+    return tuple(c for name in RECORD_METRICS for c in (f"{name}_mean", f"{name}_std") if c not in SUMMARY_COLUMNS)
+
 RESULTS_TABLE = "book/results_table.md"
 RESULTS_FIGURE = "book/figures/results_overview.png"
 COMPARISONS_FIGURE = "book/figures/results_comparisons.png"
@@ -109,7 +117,7 @@ def collect_results(experiments_dir: str | os.PathLike) -> pd.DataFrame:
     df["_protocol"] = df["protocol"].map(registry.protocol_order)
     sort = ["_run", "run", "task", "evaluator", "_protocol", "protocol"] + (["alpha"] if "alpha" in df else [])
     df = df.sort_values(sort + ["_method", "method"], kind="stable")
-    extra = [c for c in OPTIONAL_SUMMARY_COLUMNS if c in df.columns]
+    extra = [c for c in (*metric_columns(), *OPTIONAL_SUMMARY_COLUMNS) if c in df.columns]
     return df[columns + extra].reset_index(drop=True)
 
 
@@ -229,8 +237,9 @@ def _fails_gate(row) -> bool:
     return str(row.get("passes_quality_gate", "")).strip().lower() == "false"
 
 
-def _metric_table(df: pd.DataFrame, metric: str) -> list[str]:
-    """One row per dataset, evaluator and protocol; one column per method; the real-only TRTR score as reference."""
+def _metric_table(df: pd.DataFrame, metric: str, higher_is_better: bool = True) -> list[str]:
+    """One row per dataset, evaluator and protocol; one column per method; the real-only TRTR score as reference
+    (bold: the best mean of a row)."""
     df = largest_alpha(df.copy())
     if "alpha" not in df:
         df["alpha"] = np.nan
@@ -252,7 +261,7 @@ def _metric_table(df: pd.DataFrame, metric: str) -> list[str]:
         ]
         fails = [False] + [m in by_method.index and _fails_gate(by_method.loc[m]) for m in methods]
         means = [v[0] for v in values if pd.notna(v[0])]
-        best = max(means) if len(means) > 1 else None
+        best = (max(means) if higher_is_better else min(means)) if len(means) > 1 else None
         cells = [(f"**{mean_std(*v)}**" if best is not None and v[0] == best else mean_std(*v)) + (" †" if f else "")
                  for v, f in zip(values, fails)]
         rows.append([titles[run], str(evaluator), protocol_text(protocol, alpha), *cells])
@@ -409,9 +418,14 @@ def results_markdown(df: pd.DataFrame, comparisons: pd.DataFrame | None = None,
         "comparisons above are the test). TSRTR is shown at its largest synthetic-to-real ratio; each experiment "
         "chapter shows every ratio. † marks a generator that fails the quality gate.",
     ]
-    for metric, title in (("auroc", "AUROC"), ("minority_f1", "Minority-class F1")):
+    from tardiff.evaluation.utility import RECORD_METRICS
+
+    for metric in RECORD_METRICS.values():  # every registered metric, AUPRC (above) aside
+        if metric.name == "auprc" or f"{metric.name}_mean" not in df:
+            continue
+        title = metric.label[0].upper() + metric.label[1:] + ("" if metric.higher_is_better else " (lower is better)")
         lines += ["", f"````{{dropdown}} {title}", "```{container} tardiff-results"]
-        lines += _metric_table(df, metric)
+        lines += _metric_table(df, metric.name, metric.higher_is_better)
         lines += ["```", "````"]
     return "\n".join(lines) + "\n"
 

@@ -33,7 +33,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from tardiff.data.cohort import Cohort
-from tardiff.data.mimic3 import find_table, read_table, require_columns
+from tardiff.data.mimic3 import read_table, require_columns
+from tardiff.data.sources import table_finder
 from tardiff.errors import DataError, ParameterError
 
 TASKS = ("mortality", "los3")
@@ -51,16 +52,11 @@ CHUNK_ROWS = 5_000_000
 PATIENT_COLUMNS = ["patientunitstayid", "gender", "age", "unitdischargeoffset", "hospitaldischargestatus"]
 
 
-def find_source_files(data_dir: Path) -> list[Path]:
-    """patient and vitalPeriodic tables in ``data_dir``, or a DataError naming the missing ones."""
-    found = {name: find_table(data_dir, name) for name in TABLES}
-    missing = [name for name, path in found.items() if path is None]
-    if missing:
-        raise DataError(
-            f"eICU tables missing in {data_dir}: {', '.join(f'{m}.csv(.gz)' for m in missing)}; "
-            "pass --data-dir to the folder of the eICU-CRD v2.0 CSV files (credentialed access on PhysioNet)"
-        )
-    return list(found.values())
+#: The patient and vitalPeriodic tables in ``data_dir``, or a one-line DataError naming the missing ones.
+find_source_files = table_finder(
+    TABLES, database="eICU", module=__name__,
+    folder="the folder of the eICU-CRD v2.0 CSV files (credentialed access on PhysioNet)",
+)
 
 
 def parse_age(values: pd.Series) -> np.ndarray:

@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 from tardiff.data.cohort import Cohort
 from tardiff.data.download import download_file
+from tardiff.data.sources import find_table, table_finder
 from tardiff.errors import DataError, ParameterError
 
 TASKS = ("mortality", "los3")
@@ -100,32 +101,11 @@ DEMO_FILES: dict[str, tuple[int, str]] = {
 }
 
 
-def find_table(data_dir: Path, name: str) -> Path | None:
-    """``data_dir/<name>.csv`` or ``.csv.gz``, matching the name in any case; None if absent.
-
-    Examples
-    --------
-    >>> find_table(Path("../shared/data/mimic3_demo"), "patients")  # doctest: +SKIP
-    PosixPath('../shared/data/mimic3_demo/PATIENTS.csv.gz')
-    """
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        return None
-    wanted = {f"{name.lower()}.csv", f"{name.lower()}.csv.gz"}
-    matches = sorted(p for p in data_dir.iterdir() if p.name.lower() in wanted and p.is_file())
-    return matches[0] if matches else None
-
-
-def find_source_files(data_dir: Path) -> list[Path]:
-    """PATIENTS, ADMISSIONS, ICUSTAYS and CHARTEVENTS in ``data_dir``, or a DataError naming the missing ones."""
-    found = {name: find_table(data_dir, name) for name in TABLES}
-    missing = [name for name, path in found.items() if path is None]
-    if missing:
-        raise DataError(
-            f"MIMIC-III tables missing in {data_dir}: {', '.join(f'{m}.csv(.gz)' for m in missing)}; "
-            "pass --data-dir to the folder of the MIMIC-III v1.4 CSV files (credentialed access on PhysioNet)"
-        )
-    return list(found.values())
+#: PATIENTS, ADMISSIONS, ICUSTAYS and CHARTEVENTS in ``data_dir``, or a one-line DataError naming the missing ones.
+find_source_files = table_finder(
+    TABLES, database="MIMIC-III", module=__name__,
+    folder="the folder of the MIMIC-III v1.4 CSV files (credentialed access on PhysioNet)",
+)
 
 
 def fetch_demo(data_dir: Path, *, progress: bool = True) -> list[Path]:

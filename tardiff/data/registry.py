@@ -38,15 +38,78 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from tardiff.data.cache import CacheWarning, default_cache_dir, file_fingerprint, hash_key, load_cohort_file, save_cohort
-from tardiff.data.cohort import Cohort
+from tardiff.data.cohort import Cohort, concat_cohorts
 from tardiff.data.yaib import DEMO_COHORTS
 from tardiff.errors import DataError, ParameterError
 
 
 @dataclass(frozen=True)
+class FreshDraws:
+    """How an experiment draws a generated dataset's stays, instead of splitting one fixed cohort.
+
+    Parameters
+    ----------
+    fit_stays : dict
+        ``{scale: n}``: the stays drawn (with the replicate's split seed) for training and
+        validation, or for the whole 80/10/10 split where ``test_stays`` is None.
+    test_stays : dict
+        ``{scale: n or None}``: a fresh draw of ``n`` stays as the test split (power at no cost
+        in training stays), or None for 80/10/10 of the ``fit_stays`` draw.
+    seed_offsets : (int, int, int)
+        Added to the split seed for the fresh test, guidance and selection draws (never the
+        training draw's seed, so no stay is drawn twice).
+
+    Examples
+    --------
+    >>> DATASETS["simulated"].draws.test_stays["paper"] is None
+    True
+    """
+
+    fit_stays: dict[str, int]
+    test_stays: dict[str, int | None]
+    seed_offsets: tuple[int, int, int] = (1_000_003, 2_000_003, 3_000_003)
+
+    def draw(self, dataset: str, scale: str, seed: int, *, guide_stays: int | None, select_stays: int | None,
+             load=None, check=None) -> tuple[Cohort, dict[str, np.ndarray] | None]:
+        """The cohort of one replicate and where its parts lie in it.
+
+        ``load`` is the cohort loader, called as ``load(dataset, n=..., seed=..., progress=False)``
+        (default :func:`load_cohort`); ``check(cohort)``, if given, is called on the fit draw
+        before any fresh draw, so a cohort the caller cannot use fails fast.
+
+        Returns ``(cohort, parts)``: ``parts`` maps ``fit``, ``test``, ``guide`` and ``select``
+        to row positions (the fresh draws follow the fit draw, stay ids renumbered to stay
+        unique), or is None when the scale draws no test split (the caller splits 80/10/10).
+        """
+        load = load_cohort if load is None else load
+        cohort = load(dataset, n=self.fit_stays[scale], seed=seed, progress=False)
+        if check is not None:
+            check(cohort)
+        if self.test_stays[scale] is None:
+            return cohort, None
+        parts = [cohort]
+        for offset, n in zip(self.seed_offsets, (self.test_stays[scale], guide_stays, select_stays)):
+            fresh = load(dataset, n=n, seed=offset + seed, progress=False)
+            fresh.stay_ids = fresh.stay_ids + sum(len(c.y) for c in parts)  # ids unique across the draws
+            parts.append(fresh)
+        both = parts[0]
+        for part in parts[1:]:
+            both = concat_cohorts(both, part)
+        bounds = np.cumsum([0] + [len(c.y) for c in parts])
+        return both, {name: np.arange(bounds[i], bounds[i + 1])
+                      for i, name in enumerate(("fit", "test", "guide", "select"))}
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
-    """What the CLI and the book say about a dataset."""
+    """What the CLI and the book say about a dataset, and what an experiment needs to know of it.
+
+    ``draws``: a generated dataset's :class:`FreshDraws` (None: a fixed cohort, split by the
+    experiment); ``source_options``: the load options that choose its source files.
+    """
 
     name: str
     title: str
@@ -54,10 +117,16 @@ class DatasetSpec:
     home: str
     license: str
     how_to_get: str
+    draws: FreshDraws | None = None
 
     @property
     def module(self):
         return importlib.import_module(f"tardiff.data.{self.name}")
+
+    @property
+    def source_options(self) -> tuple[str, ...]:
+        """The load options that choose the source files (the loader's ``SOURCE_OPTIONS``, e.g. ``sets``)."""
+        return tuple(getattr(self.module, "SOURCE_OPTIONS", ()))
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -74,6 +143,11 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "simulated", "Simulated ICU cohort (24 h x 7 vitals, known Bayes posterior)", False,
             "embedded in the package", "MIT (generated data)", "nothing to get: it is generated on the fly",
+            # Stays for training and validation (8:1; see the cpu preset's note in tardiff.presets), then
+            # fresh draws: 10,000 test stays with their Bayes posterior, and the preset's guidance and
+            # selection stays; the paper scale splits one draw of 10,000 80/10/10.
+            draws=FreshDraws(fit_stays={"smoke": 270, "cpu": 1125, "paper": 10000},
+                             test_stays={"smoke": 10000, "cpu": 10000, "paper": None}),
         ),
         DatasetSpec(
             "physionet2012", "PhysioNet/CinC Challenge 2012 (48 h, 4,000 stays per set)", True,

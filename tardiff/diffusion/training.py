@@ -31,7 +31,7 @@ from torch import nn
 from tqdm import tqdm
 
 import tardiff
-from tardiff.data.cache import load_checkpoint, read_checkpoint, save_checkpoint
+from tardiff.data.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
 from tardiff.diffusion.process import GaussianDiffusion
 from tardiff.errors import DataError, ParameterError
 from tardiff.presets import Scale, resolve_device, seeded_global_rng, sizes, torch_generator
@@ -177,7 +177,7 @@ def _check_data(X, y, model) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_checkpoint(path: Path, device, *, rebuild: bool = False) -> dict | None:
-    """The verified checkpoint (SHA-256 sidecar, see :func:`~tardiff.data.cache.save_checkpoint`).
+    """The verified checkpoint (SHA-256 sidecar, see :func:`~tardiff.data.checkpoints.save_checkpoint`).
 
     ``rebuild=False`` (a checkpoint the user loads): a damaged, edited or foreign file is a
     one-line error. ``rebuild=True`` (training resumes from it): such a file gives a

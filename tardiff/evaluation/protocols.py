@@ -64,24 +64,41 @@ def nested_prefix(X: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarra
     return X[keep], y[keep]
 
 
+def protocol_settings(method: str, alphas=PAPER_ALPHAS) -> list[tuple[str, float | None]]:
+    """Every (protocol, ratio) ``method`` is judged under: TSRTR once per ratio, the others once.
+
+    Examples
+    --------
+    >>> protocol_settings("smote", alphas=(0.5, 1.0))
+    [('tsrtr', 0.5), ('tsrtr', 1.0), ('rebalance', None)]
+    """
+    out = []
+    for protocol in registry.method(method).protocols:
+        out += [(protocol, float(a)) for a in alphas] if protocol == "tsrtr" else [(protocol, None)]
+    return out
+
+
+def training_set(protocol: str, alpha: float | None, X_real: np.ndarray, y_real: np.ndarray,
+                 synthetic: SyntheticSets | None) -> TrainingSet:
+    """The :class:`TrainingSet` of one protocol (``alpha``: TSRTR's ratio of synthetic to real rows)."""
+    if protocol == "trtr":
+        return TrainingSet("trtr", None, X_real, y_real, 0)
+    if protocol == "rebalance":
+        return TrainingSet("rebalance", None, np.concatenate([X_real, synthetic.balance_X]),
+                           np.concatenate([y_real, synthetic.balance_y]), len(synthetic.balance_y))
+    if protocol == "tstr":
+        return TrainingSet("tstr", None, synthetic.pool_X, synthetic.pool_y, len(synthetic.pool_y))
+    if protocol == "tsrtr":
+        X_s, y_s = nested_prefix(synthetic.pool_X, synthetic.pool_y, alpha)
+        return TrainingSet("tsrtr", float(alpha), np.concatenate([X_real, X_s]), np.concatenate([y_real, y_s]),
+                           len(y_s))
+    raise ValueError(f"unknown protocol {protocol!r}")  # the registry checks every method's protocols
+
+
 def training_sets(
     method: str, X_real: np.ndarray, y_real: np.ndarray, synthetic: SyntheticSets | None,
     alphas=PAPER_ALPHAS,
 ):
     """Yield the :class:`TrainingSet` of every protocol ``method`` is judged under (see the registry)."""
-    for protocol in registry.method(method).protocols:
-        if protocol == "trtr":
-            yield TrainingSet("trtr", None, X_real, y_real, 0)
-        elif protocol == "rebalance":
-            yield TrainingSet(
-                "rebalance", None, np.concatenate([X_real, synthetic.balance_X]),
-                np.concatenate([y_real, synthetic.balance_y]), len(synthetic.balance_y),
-            )
-        elif protocol == "tstr":
-            yield TrainingSet("tstr", None, synthetic.pool_X, synthetic.pool_y, len(synthetic.pool_y))
-        elif protocol == "tsrtr":
-            for alpha in alphas:
-                X_s, y_s = nested_prefix(synthetic.pool_X, synthetic.pool_y, alpha)
-                yield TrainingSet(
-                    "tsrtr", float(alpha), np.concatenate([X_real, X_s]), np.concatenate([y_real, y_s]), len(y_s)
-                )
+    for protocol, alpha in protocol_settings(method, alphas):
+        yield training_set(protocol, alpha, X_real, y_real, synthetic)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,9 @@ from tardiff.errors import DataError, ParameterError
 
 __all__ = [
     "METRICS",
+    "RECORD_METRICS",
+    "RecordMetric",
+    "register_metric",
     "bootstrap_ci",
     "choose_threshold",
     "paired_test",
@@ -114,6 +118,48 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
+@dataclass(frozen=True)
+class RecordMetric:
+    """A metric every evaluation record holds: ``fn(y_true, p_pos, threshold) -> float`` on the test split.
+
+    Records keep their test predictions, so a metric registered later is filled into cached
+    records from them (no model is retrained), and summary.csv, the command line's summary and
+    the book's tables list every registered metric: no list of columns to extend by hand."""
+
+    name: str
+    label: str
+    fn: Callable[[np.ndarray, np.ndarray, float], float]
+    higher_is_better: bool = True
+
+
+#: The record metrics, in the order tables show them (:func:`register_metric` adds one).
+RECORD_METRICS: dict[str, RecordMetric] = {}
+
+
+def register_metric(metric: RecordMetric, *, replace: bool = False) -> RecordMetric:
+    """Add ``metric`` to :data:`RECORD_METRICS` (``replace=True`` to redefine a name)."""
+    if metric.name in RECORD_METRICS and not replace:
+        raise ParameterError(f"a metric named {metric.name!r} is already registered; pass replace=True")
+    if metric.name in ("prevalence", "threshold"):
+        raise ParameterError(f"{metric.name!r} is a record field, not a metric name; choose another")
+    RECORD_METRICS[metric.name] = metric
+    return metric
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a metric registered with :func:`register_metric` (tests, notebooks)."""
+    RECORD_METRICS.pop(name, None)
+
+
+for _metric in (
+    RecordMetric("auprc", "AUPRC", lambda y, p, threshold: _auprc(y, p)),
+    RecordMetric("auroc", "AUROC", lambda y, p, threshold: _auroc(y, p)),
+    RecordMetric("minority_f1", "minority F1", lambda y, p, threshold: _f1_at(float(threshold))(y, p)),
+    RecordMetric("brier", "Brier score", lambda y, p, threshold: _brier(y, p), higher_is_better=False),
+):
+    register_metric(_metric)
+
+
 def utility_metrics(y_true, p_pos, *, threshold: float = 0.5) -> dict[str, float]:
     """Utility of a probabilistic binary classifier on one evaluation set.
 
@@ -130,8 +176,9 @@ def utility_metrics(y_true, p_pos, *, threshold: float = 0.5) -> dict[str, float
     Returns
     -------
     dict
-        ``auprc`` (average precision), ``auroc``, ``minority_f1`` (F1 of class 1 at the
-        threshold), ``brier`` (mean squared error of ``p_pos``), ``prevalence`` (the
+        Every metric of :data:`RECORD_METRICS`: ``auprc`` (average precision), ``auroc``,
+        ``minority_f1`` (F1 of class 1 at the threshold), ``brier`` (mean squared error of
+        ``p_pos``), and any registered since; ``prevalence`` (the
         positive rate, which is the AUPRC a random ranking reaches in expectation) and
         ``threshold``.
 
@@ -144,14 +191,8 @@ def utility_metrics(y_true, p_pos, *, threshold: float = 0.5) -> dict[str, float
     if not (0.0 <= float(threshold) <= 1.0):
         raise ParameterError(f"threshold must lie in [0, 1], got {threshold}")
     y, p = _check_binary(y_true, p_pos)
-    return {
-        "auprc": _auprc(y, p),
-        "auroc": _auroc(y, p),
-        "minority_f1": _f1_at(float(threshold))(y, p),
-        "brier": _brier(y, p),
-        "prevalence": float(y.mean()),
-        "threshold": float(threshold),
-    }
+    out = {name: float(metric.fn(y, p, float(threshold))) for name, metric in RECORD_METRICS.items()}
+    return {**out, "prevalence": float(y.mean()), "threshold": float(threshold)}
 
 
 def choose_threshold(y_val, p_val) -> float:

@@ -2,27 +2,64 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
 
 from tardiff import registry
 from tardiff.data.cache import artifact_cache_dir
+from tardiff.data.registry import DATASETS
 from tardiff.errors import ParameterError
 from tardiff.guidance import GuidanceNorm, GuidanceOptions, GuidanceSet
 from tardiff.presets import (
     DEFAULT_GUIDANCE_SCALE,
     DEVICES,
+    SCALES,
     ExperimentPreset,
     Scale,
     check_scale,
     experiment_preset,
     resolve_device,
 )
+
+#: A setting's parameter default when it is the field's own default.
+SAME = "<the field's default>"
+
+#: What a setting's values are on a command line or in a notebook (lists are comma-separated).
+KINDS = ("str", "int", "float", "list")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one run setting is offered and recorded (the metadata of its config field)."""
+
+    help: str
+    kind: str = "str"
+    item: str = "str"  # a list's items: str, int or float
+    flag: str | None = ""  # "": derived from the name (--guide-last); None: not on the command line
+    positional: bool = False
+    choices: tuple | None = None
+    notebook: bool = True  # in the experiment notebook's parameters cell
+    changes_results: bool = True  # False: which folders, progress bars; never part of a cache key
+    provenance: bool = True  # the command that repeats a run gives it (False: where outputs and caches go)
+    spell_out: bool = False  # the provenance command gives it even at its default (scale- or version-dependent)
+    per_scale: str | None = None  # the ExperimentPreset attribute holding its default when None
+    parameter_default: Any = SAME  # what the CLI and the notebook default to, when not the field's default
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"setting kind must be one of {KINDS}; got {self.kind!r}")
+
+
+def setting(default, help: str, **options) -> dataclasses.Field:
+    """A config field with its :class:`Setting` (``options`` are Setting's fields)."""
+    return dataclasses.field(default=default, metadata={"setting": Setting(help=help, **options)})
+
 
 #: The methods a run compares by default: the reference, the baselines, TarDiff and its calibrated
 #: variant (the controls join the reference automatically, see :meth:`ExperimentConfig.all_methods`).
@@ -40,33 +77,58 @@ class ExperimentConfig:
     'cpu'
     """
 
-    dataset: str = "simulated"
-    task: str | None = None
-    data_dir: str | None = None
-    scale: Scale = "cpu"
-    methods: tuple[str, ...] = METHODS
-    controls: bool = True
+    dataset: str = setting("simulated", "dataset name (see `tardiff datasets`)", positional=True)
+    task: str | None = setting(None, "prediction task (default: the dataset's first task)")
+    data_dir: str | None = setting(None, "folder with the raw files (default $TARDIFF_DATA_DIR/<dataset> or "
+                                         "data/<dataset>)", changes_results=False)  # its content is keyed
+    sets: str | None = setting(None, "PhysioNet 2012 only: which challenge sets to read, a, ab (default) or abc")
+    test_sets: str | None = setting(None, "PhysioNet 2012 only: challenge sets held out as the test split, e.g. c "
+                                          "(train and select on the others: external validation)")
+    scale: Scale = setting("cpu", "smoke: seconds (tests); cpu: minutes on a laptop (default); paper: the papers' "
+                                  "sizes, GPU", choices=SCALES, spell_out=True)
+    methods: tuple[str, ...] = setting(METHODS, f"comma-separated subset of {','.join(registry.method_names())} "
+                                                f"(default {','.join(METHODS)}; the controls "
+                                                f"{','.join(registry.method_names('control'))} join real automatically)",
+                                       kind="list", spell_out=True, parameter_default=None)
+    controls: bool = setting(True, "the controls join real data alone", flag=None, notebook=False)
     # One seed per replicate: seed s draws replicate s's split and seeds every component trained in it
-    seeds: tuple[int, ...] | None = None  # None: the scale's default replicates
-    split_seed: int | None = None  # None: each replicate its own split; an int: one split for all (no replication)
-    evaluators: tuple[str, ...] | None = None  # None: the scale's default evaluators
-    guidance_scale: float = DEFAULT_GUIDANCE_SCALE
-    guidance_set: GuidanceSet = "val"
-    evaluate_at: Literal["x_t", "x0_hat"] = "x_t"
-    similarity: Literal["dot", "cosine"] = "dot"
-    guidance_norm: GuidanceNorm = "raw"  # raw: the paper's w grad_x s; unit: w x the noise level
-    guide_last: int = 0  # guide only the last k sampling steps (0: all, the paper)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seeds: tuple[int, ...] | None = setting(None, "comma-separated replicates, each its own split and model seeds",
+                                            kind="list", item="int", spell_out=True, per_scale="seeds")
+    # None: each replicate its own split; an int: one split for all (no replication)
+    split_seed: int | None = setting(None, "one split for every seed (no replication)", flag=None, notebook=False)
+    evaluators: tuple[str, ...] | None = setting(
+        None, f"downstream classifiers that judge each method, from {','.join(registry.evaluator_names())}",
+        kind="list", spell_out=True, per_scale="evaluators")
+    guidance_scale: float = setting(DEFAULT_GUIDANCE_SCALE, f"TarDiff's w (the paper uses {DEFAULT_GUIDANCE_SCALE:g})",
+                                    kind="float")
+    guidance_set: GuidanceSet = setting("val", "what G averages over: val (paper), train (public code), minority "
+                                               "(paper Table 5)", choices=get_args(GuidanceSet))
+    evaluate_at: Literal["x_t", "x0_hat"] = setting("x_t", "where the score is taken", flag=None, notebook=False)
+    similarity: Literal["dot", "cosine"] = setting("dot", "the influence score's similarity", flag=None,
+                                                   notebook=False)
+    guidance_norm: GuidanceNorm = setting("raw", "raw: the paper's shift w grad_x s; unit: w times the noise level "
+                                                 "of x_t along grad_x s", choices=get_args(GuidanceNorm))
+    guide_last: int = setting(0, "guide only the last K sampling steps (default 0: every step, as the paper)",
+                              kind="int")
+    sweep_raw: tuple[float, ...] | None = setting(None, "the guidance sweep's raw scales w ('' for none)",
+                                                  kind="list", item="float", spell_out=True, per_scale="sweep_raw")
+    sweep_unit: tuple[float, ...] | None = setting(
+        None, "its calibrated (unit) scales, from which tardiff_cal is chosen with 0 in every replicate on its "
+              "selection stays", kind="list", item="float", spell_out=True, per_scale="sweep_unit")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to compute", choices=DEVICES)
     # PyTorch's CPU threads inside every task, whichever executor runs it: the numbers depend on
     # it (sums taken in another order), so it is one setting rather than each process's default
-    threads: int = 1
-    out_dir: str = "runs/simulated"
-    cache_dir: str | None = None  # None: $TARDIFF_CACHE_DIR/artifacts, else data/cache/artifacts
-    progress: bool = True
-    sets: str | None = None  # PhysioNet 2012: which challenge sets ("a", "ab", "abc"); None: the loader's default
-    test_sets: str | None = None  # PhysioNet 2012: sets held out as the test split (e.g. "c": external validation)
-    sweep_raw: tuple[float, ...] | None = None  # the guidance sweep's raw w; None: the scale's; (): none
-    sweep_unit: tuple[float, ...] | None = None  # the sweep's calibrated (unit) scales, from which tardiff_cal is chosen
+    threads: int = setting(1, "PyTorch CPU threads per task under every executor (default 1; the numbers depend "
+                              "on it, so a sequential run and --workers agree only at the same K; use --workers for "
+                              "more cores)", kind="int")
+    out_dir: str = setting("runs/simulated", "output folder (default runs/<dataset>)", flag="--out",
+                           changes_results=False, provenance=False, parameter_default=None)
+    cache_dir: str | None = setting(None, "artifact cache: trained models and synthetic sets (default "
+                                          "$TARDIFF_CACHE_DIR/artifacts, else data/cache/artifacts); a shared folder "
+                                          "lets runs reuse each other's work", notebook=False, changes_results=False,
+                                    provenance=False)
+    progress: bool = setting(True, "progress bars (the command line's --quiet turns them off)", flag=None,
+                             notebook=False, changes_results=False, provenance=False)
 
     def __post_init__(self) -> None:
         check_scale(self.scale)
@@ -108,8 +170,9 @@ class ExperimentConfig:
             raise ParameterError("the cache folder is empty; pass --cache-dir DIR or leave it out")
         for name in ("sets", "test_sets"):
             value = getattr(self, name)
-            if value is not None and self.dataset != "physionet2012":
-                raise ParameterError(f"{name} applies to physionet2012 only, not {self.dataset}; leave "
+            if value is not None and not _has_sets(self.dataset):
+                having = ", ".join(d for d in DATASETS if _has_sets(d))
+                raise ParameterError(f"{name} applies to {having} only, not {self.dataset}; leave "
                                      f"--{name.replace('_', '-')} out")
             if value is not None and (not value or set(value) - set("abc") or len(set(value)) != len(value)):
                 raise ParameterError(f"{name} must be distinct letters of the challenge sets a, b, c (e.g. 'ab'); "
@@ -118,7 +181,7 @@ class ExperimentConfig:
             raise ParameterError(f"set(s) {''.join(sorted(set(self.test_sets) & set(self.sets)))} would be trained "
                                  "and tested on; --sets and --test-sets must not share a set")
         if self.test_sets is not None and self.data_dir is not None:
-            _check_test_sets_present(self.data_dir, self.test_sets)
+            _check_test_sets_present(self.dataset, self.data_dir, self.test_sets)
         resolve_device(self.device)  # 'cuda' without a CUDA device fails here, before any work
 
     @classmethod
@@ -223,14 +286,17 @@ def split_list(value: str | Sequence) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in items if str(v).strip())
 
 
-def _check_test_sets_present(data_dir: str, test_sets: str) -> None:
-    """Refuse held-out sets the named folder lacks, saying so (not suggesting ``--sets``, which cannot help)."""
-    from tardiff.data.physionet2012 import sets_found
+def _has_sets(dataset: str) -> bool:
+    """Whether ``dataset``'s loader chooses its source files by ``sets`` (PhysioNet 2012's challenge sets)."""
+    return dataset in DATASETS and "sets" in DATASETS[dataset].source_options
 
+
+def _check_test_sets_present(dataset: str, data_dir: str, test_sets: str) -> None:
+    """Refuse held-out sets the named folder lacks, saying so (not suggesting ``--sets``, which cannot help)."""
     folder = Path(data_dir)
     if not folder.is_dir():
         return  # the loader's own message says the folder is missing
-    have = sets_found(folder)
+    have = DATASETS[dataset].module.sets_found(folder)
     missing = [s for s in test_sets if s not in have]
     if missing:
         files = ", ".join(f"set-{s}.tar.gz and Outcomes-{s}.txt" for s in missing)

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from tardiff.data import PreparedCohort, load_cohort, prepare
+from tardiff.data import PreparedCohort, get_spec, load_cohort, prepare
 from tardiff.data.cache import hash_key
-from tardiff.data.cohort import concat_cohorts
 from tardiff.data.splits import MIN_STAYS_PER_CLASS, Split, fit_and_test_split, stratified_split
 from tardiff.errors import DataError
 from tardiff.experiment.config import ExperimentConfig
@@ -38,13 +37,6 @@ class DataLedger:
                 raise RuntimeError(f"{len(leaked)} test stays reached {component}: the evaluation would be biased")
 
 
-#: Seed offsets of the simulated cohort's fresh draws (never the training draw's seed): the test
-#: split, the guidance set and the model-selection data each get a draw of their own.
-SIMULATED_TEST_SEED = 1_000_003
-SIMULATED_GUIDE_SEED = 2_000_003
-SIMULATED_SELECT_SEED = 3_000_003
-
-
 def load_prepared(config: ExperimentConfig, split_seed: int | None = None) -> PreparedCohort:
     """Load the cohort, draw one replicate's split with the scale's design, prepare it.
 
@@ -58,9 +50,10 @@ def load_prepared(config: ExperimentConfig, split_seed: int | None = None) -> Pr
     Notes
     -----
     Imputation and scaling are fitted on the training split only. The test split is every stay
-    not drawn for training, validation, guidance and selection (smoke, cpu), a fresh simulated
-    draw (the simulated cohort at smoke and cpu), PhysioNet's external set C (``test_sets="c"``),
-    or 10% of the cohort (paper). Beside training and validation (early stopping and the
+    not drawn for training, validation, guidance and selection (smoke, cpu), a fresh draw for a
+    generated dataset (its registry entry's :class:`~tardiff.data.registry.FreshDraws`: the
+    simulated cohort at smoke and cpu), PhysioNet's external set C (``test_sets="c"``), or 10%
+    of the cohort (paper). Beside training and validation (early stopping and the
     decision threshold) the design holds out a guidance set (``guide``: TarDiff's D_g) and
     model-selection data (``select``: the calibrated guidance scale, MCRAGE's guidance weight,
     the guidance classifier's settings, the quality gate), so that no held-out stay does two
@@ -69,26 +62,17 @@ def load_prepared(config: ExperimentConfig, split_seed: int | None = None) -> Pr
     preset = config.preset
     seed = int(config.split_seed if split_seed is None else split_seed) if (
         split_seed is not None or config.split_seed is not None) else 0
-    if config.dataset == "simulated":
-        cohort = load_cohort("simulated", n=preset.simulated_n, seed=seed, progress=False)
-        _check_classes(cohort, config)
-        if preset.simulated_test_n is None:
+    draws = get_spec(config.dataset).draws
+    if draws is not None:  # a generated dataset: its registry entry draws the stays (fresh test, guide, select)
+        cohort, parts = draws.draw(config.dataset, config.scale, seed, guide_stays=preset.guide_stays,
+                                   select_stays=preset.select_stays, load=load_cohort,
+                                   check=lambda fit: _check_classes(fit, config))
+        if parts is None:
             return prepare(cohort, split=held_out_parts(cohort.y, stratified_split(cohort.y, random_state=seed),
                                                         preset, random_state=seed))
-        parts = [cohort]
-        for offset, n in ((SIMULATED_TEST_SEED, preset.simulated_test_n), (SIMULATED_GUIDE_SEED, preset.guide_stays),
-                          (SIMULATED_SELECT_SEED, preset.select_stays)):
-            fresh = load_cohort("simulated", n=n, seed=offset + seed, progress=False)
-            fresh.stay_ids = fresh.stay_ids + sum(len(c.y) for c in parts)  # ids unique across the draws
-            parts.append(fresh)
-        both = parts[0]
-        for part in parts[1:]:
-            both = concat_cohorts(both, part)
-        bounds = np.cumsum([0] + [len(c.y) for c in parts])
-        test, guide, select = (np.arange(bounds[i], bounds[i + 1]) for i in (1, 2, 3))
-        split = fit_and_test_split(both.y, fit_positions=np.arange(bounds[1]), test_positions=test,
+        split = fit_and_test_split(cohort.y, fit_positions=parts["fit"], test_positions=parts["test"],
                                    random_state=seed)
-        return prepare(both, split=replace(split, guide=guide, select=select))
+        return prepare(cohort, split=replace(split, guide=parts["guide"], select=parts["select"]))
 
     options = {}
     if config.sets is not None or config.test_sets is not None:
@@ -180,12 +164,6 @@ def selection_data(prepared: PreparedCohort) -> tuple[np.ndarray, np.ndarray, np
     name = "select" if "select" in prepared.split.parts() else "val"
     X, y = prepared.part(name)
     return X, y, prepared.ids[name], name
-
-
-#: Bump when what the runner stores changes meaning, so older artifacts are not reused.
-#: 4: MCRAGE's MLP gained its input gate (its synthetic sets are keyed by method, not by network).
-#: 5: replicates (guidance and selection parts in every split), MCRAGE as published, the held-out gate.
-CACHE_VERSION = 5
 
 
 def content_hash(prepared: PreparedCohort) -> str:

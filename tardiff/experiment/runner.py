@@ -21,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 import tardiff
@@ -39,17 +38,18 @@ from tardiff.data.cache import (
 )
 from tardiff.errors import ParameterError
 from tardiff.evaluation.gates import noise_prediction_error
-from tardiff.evaluation.protocols import SyntheticSets, TrainingSet, training_sets
-from tardiff.evaluation.utility import bootstrap_ci, choose_threshold, summarise_over_seeds, utility_metrics
+from tardiff.evaluation.protocols import SyntheticSets, TrainingSet, protocol_settings, training_set
+from tardiff.evaluation.utility import RECORD_METRICS, bootstrap_ci, choose_threshold, utility_metrics
 from tardiff.experiment.config import ExperimentConfig
+from tardiff.experiment import versions
 from tardiff.experiment.data import (
-    CACHE_VERSION,
     DataLedger,
     content_hash,
     guidance_data,
     load_prepared,
     selection_data,
 )
+from tardiff.experiment.summary import summarise
 from tardiff.guidance import GuidanceOptions
 from tardiff.presets import torch_threads
 
@@ -96,7 +96,7 @@ class Experiment:
         if split_seed not in self._replicates:
             start = time.perf_counter()
             prepared = load_prepared(self.config, split_seed)
-            key = hash_key(self.config.scale, content_hash(prepared), CACHE_VERSION, self.config.threads)
+            key = hash_key(self.config.scale, content_hash(prepared), versions.DATA, self.config.threads)
             self._replicates[split_seed] = (prepared, key, DataLedger())
             self._time("load_and_prepare_s", time.perf_counter() - start)
         return self._replicates[split_seed]
@@ -166,7 +166,7 @@ class Experiment:
             return self._memo[key]
         scale = self.config.scale
         unet_cfg, train_cfg = UNetConfig.preset(scale), TrainConfig.preset(scale)
-        path = self.cache / f"denoiser-{hash_key(self.data_key(seed), asdict(unet_cfg), asdict(train_cfg), seed)}.pt"
+        path = self.cache / f"denoiser-{hash_key(self.data_key(seed), asdict(unet_cfg), asdict(train_cfg), seed, versions.DENOISER)}.pt"
         start = time.perf_counter()
         sampler = UnguidedDiffusionSampler(scale=scale, unet_config=unet_cfg, train_config=train_cfg,
                                            random_state=seed, device=self.device, progress=self.config.progress,
@@ -194,7 +194,8 @@ class Experiment:
         p, scale = self.data(seed), self.config.scale
         X_sel, y_sel, sel_ids, sel_name = selection_data(p)
         candidates = self.config.preset.guidance_candidates
-        stem = hash_key(self.data_key(seed), sizes("classifier", scale, "gru"), candidates, seed, tardiff.__version__)
+        stem = hash_key(self.data_key(seed), sizes("classifier", scale, "gru"), candidates, seed,
+                        versions.GUIDANCE_CLASSIFIER)
         path = self.cache / f"guidance-classifier-{stem}.pt"
         report_path = path.with_suffix(".json")
         with file_lock(path):
@@ -237,7 +238,7 @@ class Experiment:
     # ---- synthetic sets
     def _set_path(self, method: str, seed: int, guidance: GuidanceOptions | None, tuned: float | None) -> Path:
         key = hash_key(self.data_key(seed), method, seed, None if guidance is None else guidance.key(), tuned,
-                       tardiff.__version__)
+                       versions.SYNTHETIC)
         return self.cache / f"synthetic-{method}-{key}.npz"
 
     def synthetic_sets(self, method: str, seed: int, *, guidance: GuidanceOptions | None = None,
@@ -252,9 +253,10 @@ class Experiment:
         :mod:`tardiff.evaluation.gates`)."""
         entry = registry.method(method)
         options = self.guidance_for(method, guidance, seed=seed)
-        if options is not None and options.guidance_scale == 0.0 and "unguided" in registry.method_names():
-            sets = self.synthetic_sets("unguided", seed)  # TarDiff at w = 0 is the unguided sampler, draw for draw
-            self._memo[("noise_error", method, seed)] = self._memo[("noise_error", "unguided", seed)]
+        twin = entry.unguided_twin
+        if options is not None and options.guidance_scale == 0.0 and twin in registry.method_names():
+            sets = self.synthetic_sets(twin, seed)  # TarDiff at w = 0 is the unguided sampler, draw for draw
+            self._memo[("noise_error", method, seed)] = self._memo[("noise_error", twin, seed)]
             return sets
         if entry.tuned is not None and tuned is None:
             tuned = self.tuned_value(method, seed)
@@ -352,7 +354,7 @@ class Experiment:
 
         p = self.data(seed)
         X_sel, y_sel, sel_ids, _ = selection_data(p)
-        path = self.cache / f"gate-baseline-{hash_key(self.data_key(seed), self.config.scale, tardiff.__version__)}.json"
+        path = self.cache / f"gate-baseline-{hash_key(self.data_key(seed), self.config.scale, versions.GATES)}.json"
         with file_lock(path):
             result = read_json_verified(path)
             if result is None:
@@ -372,7 +374,7 @@ class Experiment:
         p = self.data(seed)
         X_sel, y_sel, _, _ = selection_data(p)
         content = arrays_checksum({"X": X, "y": y})
-        path = self.cache / f"gates-{hash_key(self.data_key(seed), content, self.config.scale, tardiff.__version__)}.json"
+        path = self.cache / f"gates-{hash_key(self.data_key(seed), content, self.config.scale, versions.GATES)}.json"
         with file_lock(path):
             result = read_json_verified(path)
             if result is None:
@@ -439,7 +441,7 @@ class Experiment:
         out = []
         for evaluator in evaluators or cfg.evaluators:
             key = hash_key(self.data_key(seed), method, seed, train_set.protocol, train_set.alpha, evaluator,
-                           None if options is None else options.key(), tuned, content, tardiff.__version__)
+                           None if options is None else options.key(), tuned, content, versions.RECORD)
             path = self.out / "records" / f"{key}.json"
             with file_lock(path):
                 record = read_json_verified(path)  # an edited or truncated record warns and is recomputed
@@ -454,6 +456,11 @@ class Experiment:
                         **self.evaluate(train_set, evaluator, seed, method),
                     }
                     write_json_verified(path, record)
+                elif set(RECORD_METRICS) - set(record):  # a metric registered since: from the stored predictions
+                    y_test, p_test = self.data(seed).y_test, np.asarray(record["test_predictions"])
+                    for name in set(RECORD_METRICS) - set(record):
+                        record[name] = float(RECORD_METRICS[name].fn(y_test, p_test, record["threshold"]))
+                    write_json_verified(path, record)
             out.append(record)
         return out
 
@@ -467,26 +474,18 @@ class Experiment:
             return self._run()
 
     def _run(self) -> list[dict]:
-        from tardiff.experiment.sweep import run_sweep, wants_sweep
+        from tardiff.experiment.tasks import build_graph, run_task
 
         cfg = self.config
-        methods = cfg.all_methods()
-        jobs = [(m, s) for s in cfg.seeds for m in methods]
-        records, generators = [], []
-        bar = tqdm(jobs, desc=f"{cfg.dataset}: methods x replicates", disable=not cfg.progress)
-        for method, seed in bar:
-            bar.set_postfix_str(f"{method} replicate {seed}")
-            p = self.data(seed)
-            entry = registry.method(method)
-            synthetic = self.synthetic_sets(method, seed) if entry.factory is not None else None
-            for train_set in training_sets(method, p.X_train, p.y_train, synthetic, cfg.preset.alphas):
-                records += self.evaluated(method, seed, train_set)
-            if entry.synthetic:
-                generators.append(self.generator_gates(method, seed))
-        sweep = run_sweep(self) if wants_sweep(cfg) else []
-        if any("guidance_classifier" in registry.method(m).components for m in methods):
-            for seed in cfg.seeds:  # its report (candidates, ||G||) joins results.json; read from the cache
-                self.guidance_classifier(seed)
+        graph = build_graph(cfg)  # the run's only enumeration of its work, whichever executor runs it
+        results = {}
+        bar = tqdm(graph, desc=f"{cfg.dataset}: tasks", disable=not cfg.progress)
+        for task in bar:
+            bar.set_postfix_str(task.name())
+            results[task.key] = run_task(self, task)
+        records = [r for task in graph if task.kind == "evaluate" for r in results[task.key]]
+        generators = [results[task.key] for task in graph if task.kind == "gates"]
+        sweep = [results[task.key] for task in graph if task.kind == "sweep_point"]
         comparisons = self.compare(records)
         for seed in cfg.seeds:
             self.ledger(seed).check_untouched(self.data(seed).ids["test"])
@@ -563,39 +562,7 @@ class Experiment:
 
 def _protocol_set(method: str, prepared, sets: SyntheticSets, protocol: str, alphas) -> TrainingSet:
     """The training set of ``method`` under ``protocol`` (TSRTR at the largest ratio)."""
-    matching = [t for t in training_sets(method, prepared.X_train, prepared.y_train, sets, alphas)
-                if t.protocol == protocol]
+    matching = [(p, a) for p, a in protocol_settings(method, alphas) if p == protocol]
     if not matching:
         raise ValueError(f"{method} is not judged under {protocol}")
-    return matching[-1]
-
-
-
-def summarise(records: list[dict], generators: list[dict] = ()) -> pd.DataFrame:
-    """Mean and std over replicates per dataset x method x protocol x alpha x evaluator.
-
-    With the ``generators`` gate rows, a ``passes_quality_gate`` column says whether the method
-    passed the gate in every replicate (empty for methods that generate nothing), and the gate's
-    per-class numbers follow as their mean over replicates (``gate_<number>``: the detectors'
-    AUROCs against held-out real stays, their real-vs-real baselines, label consistency)."""
-    df = pd.DataFrame(records)
-    df["alpha"] = df["alpha"].fillna(-1.0)  # keep alpha-free protocols in the groupby
-    groups = ["dataset", "task", "method", "protocol", "alpha", "evaluator"]
-    out = summarise_over_seeds(df, groups, ["auprc", "auroc", "minority_f1", "brier"])
-    out["alpha"] = out["alpha"].replace(-1.0, np.nan)
-    if generators:
-        gate_rows = pd.DataFrame(list(generators))
-        gates = gate_rows.groupby("method")["passes_quality_gate"].all()
-        out["passes_quality_gate"] = out["method"].map(lambda m: gates.get(m, None)).astype(object)
-        numbers = [c for c in GATE_SUMMARY_COLUMNS if c in gate_rows]
-        if numbers:
-            means = gate_rows.groupby("method")[numbers].agg(lambda v: pd.to_numeric(v, errors="coerce").mean())
-            for column in numbers:
-                out[f"gate_{column}"] = out["method"].map(means[column])
-    return out
-
-
-#: The quality gate's numbers summary.csv carries per generator (means over replicates), per class.
-GATE_SUMMARY_COLUMNS = tuple(f"{name}_{side}" for name in ("gru_auroc", "gru_baseline", "gbm_auroc", "gbm_baseline",
-                                                           "scale_ratio") for side in ("neg", "pos")) + (
-    "label_auroc", "label_auroc_real", "range_share_max")
+    return training_set(*matching[-1], prepared.X_train, prepared.y_train, sets)

@@ -25,6 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from tardiff import registry
 from tardiff.evaluation.protocols import TrainingSet
 from tardiff.guidance import GuidanceOptions
 
@@ -62,20 +63,22 @@ def sweep_seeds(config) -> tuple[int, ...]:
 
 
 def wants_sweep(config) -> bool:
-    """Whether the run sweeps TarDiff's guidance: a TarDiff variant is compared and the sweep is not empty."""
-    return bool({"tardiff", "tardiff_cal"} & set(config.methods)) and bool(config.sweep_raw or config.sweep_unit)
+    """Whether the run sweeps TarDiff's guidance: a guided method is compared and the sweep is not empty."""
+    guided = any(registry.guided_method(kind, among=config.methods) for kind in ("config", "calibrated"))
+    return guided and bool(config.sweep_raw or config.sweep_unit)
 
 
 def pool_source(config, options: GuidanceOptions) -> tuple[str, GuidanceOptions | None, bool]:
     """(method, guidance override, pool only) whose pool is TarDiff's pool under ``options``.
 
-    ``w = 0`` is the unguided pool and the run's own setting the main TarDiff pool (the same draws);
-    any other setting is a pool of its own."""
-    if options.guidance_scale == 0.0:
-        return "unguided", None, False
-    if options == config.guidance and "tardiff" in config.methods:
-        return "tardiff", None, False
-    return "tardiff", options, True
+    ``w = 0`` is the unguided twin's pool and the run's own setting the main TarDiff pool (the same
+    draws); any other setting is a pool of its own."""
+    main = registry.guided_method("config")
+    if options.guidance_scale == 0.0 and registry.method(main).unguided_twin is not None:
+        return registry.method(main).unguided_twin, None, False
+    if options == config.guidance and main in config.methods:
+        return main, None, False
+    return main, options, True
 
 
 def sweep_point(experiment, seed: int, options: GuidanceOptions, evaluator: str | None = None) -> dict:
@@ -93,12 +96,6 @@ def sweep_point(experiment, seed: int, options: GuidanceOptions, evaluator: str 
             "val_auprc": record["val_auprc"], "select_auprc": record["select_auprc"],
             "passes_quality_gate": gates["passes_quality_gate"],
             **{k: gates.get(k) for k in ("scale_ratio_neg", "scale_ratio_pos")}}
-
-
-def run_sweep(experiment) -> list[dict]:
-    """Every sweep point of every replicate (cached pools and records; resumable)."""
-    cfg = experiment.config
-    return [sweep_point(experiment, seed, options) for seed in cfg.seeds for options in sweep_points(cfg, seed)]
 
 
 def calibrated_guidance(experiment, seed: int) -> GuidanceOptions:
@@ -120,7 +117,7 @@ def calibrated_guidance(experiment, seed: int) -> GuidanceOptions:
     among = "those passing the quality gate" if passing else "all of them (none passed the quality gate)"
     experiment._memo[key] = candidates[best]
     experiment._memo[("calibrated_report", seed)] = {
-        "method": "tardiff_cal", "seed": seed, "parameter": "guidance_scale", "chosen": candidates[best].guidance_scale,
+        "method": registry.guided_method("calibrated"), "seed": seed, "parameter": "guidance_scale", "chosen": candidates[best].guidance_scale,
         "guidance_norm": candidates[best].guidance_norm,
         "criterion": ("the calibrated (unit) scale, 0 included, whose TSTR pool gives the best AUPRC on the "
                       f"replicate's selection stays, among {among}; the test split plays no part"),

@@ -1,5 +1,9 @@
 """A run as a graph of tasks, each a pure function of its inputs, cached under its content key.
 
+The graph is the only description of a run's work: the sequential run executes it in this
+process (:func:`run_task`, collecting each task's result), a Dask cluster executes the same tasks
+(:func:`execute_task`) and the driver then assembles the results sequentially from the cache.
+
 :func:`build_graph` lists the tasks of one :class:`~tardiff.experiment.ExperimentConfig` with their
 dependencies: per seed the shared components (the denoiser, the guidance classifier), then
 each method's synthetic sets, the guidance sweep's pools, the calibrated variant (after the
@@ -40,26 +44,20 @@ class Task:
         return "-".join(str(a) for a in self.key)
 
 
-def _protocol_settings(method: str, alphas) -> list[tuple[str, float | None]]:
-    out = []
-    for protocol in registry.method(method).protocols:
-        out += [(protocol, float(a)) for a in alphas] if protocol == "tsrtr" else [(protocol, None)]
-    return out
-
-
 def build_graph(config) -> list[Task]:
     """Every task of the run, in an order where each task comes after its dependencies.
 
     Per replicate (seed): the shared components, each method's synthetic sets (a tuned method's
     task also draws and judges its candidates), the sweep's pools, the calibrated variant after
     that replicate's candidate pools, then the evaluator fits and the gates."""
+    from tardiff.evaluation.protocols import protocol_settings
     from tardiff.experiment.sweep import pool_source, sweep_points, wants_sweep
 
     tasks: list[Task] = []
     methods = config.all_methods()
     for seed in config.seeds:
         components = {c for m in methods for c in registry.method(m).components}
-        tasks += [Task(component, (seed,)) for component in ("denoiser", "guidance_classifier") if component in components]
+        tasks += [Task(component, (seed,)) for component in registry.COMPONENTS if component in components]
         for method in methods:
             entry = registry.method(method)
             if entry.factory is None or entry.guidance == "calibrated":
@@ -68,8 +66,8 @@ def build_graph(config) -> list[Task]:
         sweep_keys = []
         if wants_sweep(config):
             for options in sweep_points(config, seed):
-                deps = [("denoiser", seed), ("guidance_classifier", seed)]
                 method, _, pool_only = pool_source(config, options)
+                deps = [(component, seed) for component in registry.method(method).components]
                 if not pool_only:  # the sweep reuses a main pool: wait for it
                     deps.append(("sets", method, seed))
                 task = Task("sweep_point", (seed, json.dumps(asdict(options), sort_keys=True)), tuple(deps))
@@ -81,7 +79,7 @@ def build_graph(config) -> list[Task]:
                 deps = tuple((c, seed) for c in entry.components) + tuple(sweep_keys)
                 tasks.append(Task("sets", (method, seed), deps))
             sets = (("sets", method, seed),) if entry.factory is not None else ()
-            for protocol, alpha in _protocol_settings(method, config.preset.alphas):
+            for protocol, alpha in protocol_settings(method, config.preset.alphas):
                 for evaluator in config.evaluators:
                     tasks.append(Task("evaluate", (method, seed, protocol, alpha, evaluator), sets))
             if entry.synthetic:
@@ -121,37 +119,47 @@ def _select_gpu() -> None:
 
 
 def execute_task(config_dict: dict, kind: str, args: tuple, *upstream) -> str:
-    """Run one task (``upstream`` are its dependencies' results, passed only to order the work)."""
+    """Run one task on a worker (``upstream`` are its dependencies' results, passed only to order the
+    work); its artifact lands in the shared cache, and only its name is sent back."""
     from tardiff.presets import torch_threads
 
     experiment = experiment_for(config_dict)
     with torch_threads(experiment.config.threads):  # as in a sequential run: the same numbers
-        _execute(experiment, kind, args)
-    return "-".join(str(a) for a in (kind, *args))
+        run_task(experiment, Task(kind, tuple(args)))
+    return Task(kind, tuple(args)).name()
 
 
-def _execute(experiment, kind: str, args: tuple) -> None:
-    from tardiff.evaluation.protocols import training_sets
+def run_task(experiment, task: Task):
+    """Run ``task`` for ``experiment`` and return its result: the records of an ``evaluate`` task, the
+    gate row of a ``gates`` task, the sweep point of a ``sweep_point`` task (None for the others)."""
+    if task.kind not in _RUNNERS:  # pragma: no cover - build_graph makes only the kinds below
+        raise ValueError(f"unknown task kind {task.kind!r}")
+    return _RUNNERS[task.kind](experiment, *task.args)
+
+
+def _evaluate(experiment, method: str, seed: int, protocol: str, alpha: float | None, evaluator: str) -> list[dict]:
+    """One evaluator trained on one protocol's training set (only that set is built)."""
+    from tardiff.evaluation.protocols import training_set
+
+    p = experiment.data(seed)
+    synthetic = experiment.synthetic_sets(method, seed) if registry.method(method).factory is not None else None
+    train_set = training_set(protocol, alpha, p.X_train, p.y_train, synthetic)
+    return experiment.evaluated(method, seed, train_set, evaluators=(evaluator,))
+
+
+def _sweep_point(experiment, seed: int, options: str) -> dict:
     from tardiff.experiment.sweep import sweep_point
     from tardiff.guidance import GuidanceOptions
 
-    if kind == "denoiser":
-        experiment.denoiser(*args)
-    elif kind == "guidance_classifier":
-        experiment.guidance_classifier(*args)
-    elif kind == "sets":
-        experiment.synthetic_sets(*args)
-    elif kind == "sweep_point":
-        seed, options = args
-        sweep_point(experiment, seed, GuidanceOptions(**json.loads(options)))
-    elif kind == "gates":
-        experiment.generator_gates(*args)
-    elif kind == "evaluate":
-        method, seed, protocol, alpha, evaluator = args
-        p = experiment.data(seed)
-        synthetic = experiment.synthetic_sets(method, seed) if registry.method(method).factory is not None else None
-        for train_set in training_sets(method, p.X_train, p.y_train, synthetic, experiment.config.preset.alphas):
-            if train_set.protocol == protocol and train_set.alpha == alpha:
-                experiment.evaluated(method, seed, train_set, evaluators=(evaluator,))
-    else:  # pragma: no cover - build_graph makes only the kinds above
-        raise ValueError(f"unknown task kind {kind!r}")
+    return sweep_point(experiment, seed, GuidanceOptions(**json.loads(options)))
+
+
+#: What each kind of task runs (the component kinds are :data:`tardiff.registry.COMPONENTS`).
+_RUNNERS = {
+    "denoiser": lambda experiment, seed: experiment.denoiser(seed),
+    "guidance_classifier": lambda experiment, seed: experiment.guidance_classifier(seed),
+    "sets": lambda experiment, method, seed: experiment.synthetic_sets(method, seed),
+    "sweep_point": _sweep_point,
+    "evaluate": _evaluate,
+    "gates": lambda experiment, method, seed: experiment.generator_gates(method, seed),
+}
