@@ -74,17 +74,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _csv(kind):
-    def parse(text: str):
-        try:
-            return tuple(kind(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}")
-    return parse
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from tardiff import registry
     from tardiff.experiment import ExperimentConfig, executor
 
     from tardiff.experiment.settings import values_from_args
@@ -198,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_data)
 
-    from tardiff.experiment.settings import add_run_options
+    from tardiff.experiment.settings import add_run_options, comma_list
     from tardiff.presets import DEVICES, SCALES
 
     p = sub.add_parser("run", help="run one dataset's comparison and write results.json and summary.csv")
@@ -217,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=SCALES, default="cpu")
     p.add_argument("--data-dir", default=None,
                    help="folder with one sub-folder per dataset (default $TARDIFF_DATA_DIR, else data/)")
-    p.add_argument("--only", type=_csv(str), default=None, help="comma-separated runs to (re-)execute; others are kept")
+    p.add_argument("--only", type=comma_list(str), default=None, help="comma-separated runs to (re-)execute; others are kept")
     p.add_argument("--strict", action="store_true", help="fail when a source notebook is missing")
     p.add_argument("-W", "--warnings-as-errors", action="store_true", help="fail on any Sphinx warning")
     p.add_argument("--cache-dir", default=None,

@@ -12,10 +12,12 @@ import platform
 import shlex
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+
+# The command that repeats a run derives from the settings' declaration (see its doctest there).
+from tardiff.experiment.settings import command_line as run_command
 
 __all__ = ["provenance", "run_command"]
 
@@ -39,20 +41,6 @@ def _device_name(device: str) -> str:
         return "a CUDA GPU (stored on a machine without one: name unknown)"
     cpu = platform.processor() or platform.machine()
     return f"CPU ({cpu}, {os.cpu_count()} cores)" if cpu else "CPU"
-
-
-def run_command(config: dict) -> str:
-    """The ``tardiff run`` command line that repeats a run (see :func:`tardiff.experiment.settings.command_line`:
-    the options derive from the settings' declaration).
-
-    Examples
-    --------
-    >>> run_command({"dataset": "simulated", "scale": "smoke", "methods": ["real", "smote"], "seeds": [0]})
-    'tardiff run simulated --scale smoke --methods real,smote --seeds 0'
-    """
-    from tardiff.experiment.settings import command_line
-
-    return command_line(config)
 
 
 def provenance(results: dict, *, run_date: str | None = None, stored_with: str | None = None) -> dict:

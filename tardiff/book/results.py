@@ -42,6 +42,7 @@ def metric_columns() -> tuple[str, ...]:
 
     return tuple(c for name in RECORD_METRICS for c in (f"{name}_mean", f"{name}_std") if c not in SUMMARY_COLUMNS)
 
+
 RESULTS_TABLE = "book/results_table.md"
 RESULTS_FIGURE = "book/figures/results_overview.png"
 COMPARISONS_FIGURE = "book/figures/results_comparisons.png"

@@ -109,13 +109,9 @@ def _f1_at(threshold: float) -> Callable[[np.ndarray, np.ndarray], float]:
     return f1
 
 
-#: Metric functions by name, each ``fn(y_true, p_pos) -> float`` (minority F1 at 0.5).
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "auprc": _auprc,
-    "auroc": _auroc,
-    "brier": _brier,
-    "minority_f1": _f1_at(0.5),
-}
+#: Metric functions by name, each ``fn(y_true, p_pos) -> float`` (minority F1 at 0.5): every record
+#: metric at the default threshold, kept by :func:`register_metric` (what :func:`bootstrap_ci` resamples).
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {}
 
 
 @dataclass(frozen=True)
@@ -143,12 +139,14 @@ def register_metric(metric: RecordMetric, *, replace: bool = False) -> RecordMet
     if metric.name in ("prevalence", "threshold"):
         raise ParameterError(f"{metric.name!r} is a record field, not a metric name; choose another")
     RECORD_METRICS[metric.name] = metric
+    METRICS[metric.name] = lambda y, p: metric.fn(y, p, 0.5)
     return metric
 
 
 def unregister_metric(name: str) -> None:
     """Remove a metric registered with :func:`register_metric` (tests, notebooks)."""
     RECORD_METRICS.pop(name, None)
+    METRICS.pop(name, None)
 
 
 for _metric in (

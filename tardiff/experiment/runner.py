@@ -40,8 +40,8 @@ from tardiff.errors import ParameterError
 from tardiff.evaluation.gates import noise_prediction_error
 from tardiff.evaluation.protocols import SyntheticSets, TrainingSet, protocol_settings, training_set
 from tardiff.evaluation.utility import RECORD_METRICS, bootstrap_ci, choose_threshold, utility_metrics
-from tardiff.experiment.config import ExperimentConfig
 from tardiff.experiment import versions
+from tardiff.experiment.config import ExperimentConfig
 from tardiff.experiment.data import (
     DataLedger,
     content_hash,
@@ -50,6 +50,7 @@ from tardiff.experiment.data import (
     selection_data,
 )
 from tardiff.experiment.summary import summarise
+from tardiff.experiment.sweep import choose_passing
 from tardiff.guidance import GuidanceOptions
 from tardiff.presets import torch_threads
 
@@ -166,7 +167,8 @@ class Experiment:
             return self._memo[key]
         scale = self.config.scale
         unet_cfg, train_cfg = UNetConfig.preset(scale), TrainConfig.preset(scale)
-        path = self.cache / f"denoiser-{hash_key(self.data_key(seed), asdict(unet_cfg), asdict(train_cfg), seed, versions.DENOISER)}.pt"
+        stem = hash_key(self.data_key(seed), asdict(unet_cfg), asdict(train_cfg), seed, versions.DENOISER)
+        path = self.cache / f"denoiser-{stem}.pt"
         start = time.perf_counter()
         sampler = UnguidedDiffusionSampler(scale=scale, unet_config=unet_cfg, train_config=train_cfg,
                                            random_state=seed, device=self.device, progress=self.config.progress,
@@ -324,8 +326,6 @@ class Experiment:
             rows.append({"value": float(value), "select_auprc": record["select_auprc"],
                          "val_auprc": record["val_auprc"], "test_auprc": record["auprc"],
                          "passes_quality_gate": gate["passes_quality_gate"]})
-        from tardiff.experiment.sweep import choose_passing
-
         chosen = choose_passing(rows, "select_auprc")
         self._memo[key] = rows[chosen]["value"]
         self._memo[("tuned_report", method, seed)] = {

@@ -1,10 +1,11 @@
 """Each run setting declared once, on its :class:`~tardiff.experiment.ExperimentConfig` field.
 
-A field's :func:`~tardiff.experiment.config.setting` metadata says how the setting is offered and recorded: its help text,
-its command-line flag (or none), whether the experiment notebook's parameters cell holds it,
-whether it changes results (those that do not: which folders, progress bars), whether the
-command that repeats a run gives it, and whether the provenance command spells it out even at its default (those whose
-default depends on the scale or the version). From that one declaration:
+A field's :func:`~tardiff.experiment.config.setting` metadata says how the setting is offered
+and recorded: its help text, its command-line flag (or none), whether the experiment notebook's
+parameters cell holds it, whether it changes results (those that do not: which folders,
+progress bars), whether the command that repeats a run gives it, and whether that command
+spells it out even at its default (those whose default depends on the scale or the version).
+From that one declaration:
 
 * ``tardiff run``'s options (:func:`add_run_options`, :func:`values_from_args`);
 * the notebook's parameters (:func:`notebook_parameters`; a test fails when the parameters cell
@@ -59,14 +60,14 @@ def add_run_options(parser: argparse.ArgumentParser, only: tuple[str, ...] | Non
             kwargs["type"] = int if meta.kind == "int" else float
         if meta.kind == "list":
             kwargs["metavar"] = "A,B,..."
-            kwargs["type"] = _comma_list({"str": str, "int": int, "float": float}[meta.item])
+            kwargs["type"] = comma_list({"str": str, "int": int, "float": float}[meta.item])
         if meta.positional:
             parser.add_argument(f.name, **kwargs)
         else:
             parser.add_argument(flag, dest=f.name, default=parameter_default(f, meta), **kwargs)
 
 
-def _comma_list(item):
+def comma_list(item):
     """An argparse type: ``"0,1,2"`` -> ``(0, 1, 2)``, ``""`` -> ``()`` (a usage error names a bad item)."""
     def parse(text: str) -> tuple:
         try:

@@ -123,10 +123,10 @@ def execute_task(config_dict: dict, kind: str, args: tuple, *upstream) -> str:
     work); its artifact lands in the shared cache, and only its name is sent back."""
     from tardiff.presets import torch_threads
 
-    experiment = experiment_for(config_dict)
+    experiment, task = experiment_for(config_dict), Task(kind, tuple(args))
     with torch_threads(experiment.config.threads):  # as in a sequential run: the same numbers
-        run_task(experiment, Task(kind, tuple(args)))
-    return Task(kind, tuple(args)).name()
+        run_task(experiment, task)
+    return task.name()
 
 
 def run_task(experiment, task: Task):

@@ -84,25 +84,9 @@ def comparisons_table(results, evaluator: str | None = None) -> pd.DataFrame:
 
 
 def paired_table(records, evaluator: str, *, metric: str = "auprc") -> pd.DataFrame:
-    """Each method's per-seed ``metric`` against real data alone's, paired by seed (one evaluator).
-
-    Parameters
-    ----------
-    records : list of dict or DataFrame
-        The run's evaluation records (``Experiment.run()`` or ``results.json``'s ``records``):
-        ``method``, ``protocol``, ``alpha``, ``evaluator``, ``seed`` and ``metric``.
-    evaluator : str
-        The evaluator whose scores are compared.
-    metric : str
-        The metric compared.
-
-    Returns
-    -------
-    DataFrame
-        One row per method x protocol x ratio other than the reference, in registry order:
-        ``method`` (its label), ``protocol``, ``alpha``, ``<METRIC> minus real`` (mean
-        paired difference), ``p (paired t)`` (:func:`tardiff.evaluation.utility.paired_test`)
-        and ``seeds`` (the seeds both have).
+    """:func:`~tardiff.evaluation.experiment_metrics.paired_against_reference` (same parameters), for
+    reading: registry order and labels, the difference as ``<METRIC> minus real`` and its p-value as
+    ``p (paired t)``.
 
     Examples
     --------
