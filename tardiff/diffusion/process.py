@@ -27,6 +27,14 @@ SamplingMethod = Literal["ddpm", "ddim"]
 CondFn = Callable[..., torch.Tensor]
 
 
+class TrainingDraws(NamedTuple):
+    """The random numbers of one training loss: timesteps (B,), noise like x0, label-dropout mask (B,) or None."""
+
+    t: torch.Tensor
+    noise: torch.Tensor
+    drop: torch.Tensor | None
+
+
 class SamplingStep(NamedTuple):
     """One reverse step: the new, less noisy sample, the model's clean estimate, the timestep.
 
@@ -142,9 +150,9 @@ class GaussianDiffusion(nn.Module):
         """The epsilon-prediction loss of ``model`` on a batch, at uniformly drawn timesteps.
 
         Draws, in this order from ``generator``: t ~ U{0..T-1} per sample, noise ~ N(0, I),
-        and (if ``label_dropout > 0``) which labels to drop. The loss is
-        ``mean |eps - model(x_t, t, y)|^2`` (the simplified objective, eq. 14 of Ho et al.
-        2020) or its L1 counterpart.
+        and (if ``label_dropout > 0``) which labels to drop (:meth:`training_draws`). The loss
+        (:meth:`loss_from_draws`) is ``mean |eps - model(x_t, t, y)|^2`` (the simplified
+        objective, eq. 14 of Ho et al. 2020) or its L1 counterpart.
 
         Parameters
         ----------
@@ -177,23 +185,60 @@ class GaussianDiffusion(nn.Module):
         """
         if not 0.0 <= label_dropout <= 1.0:
             raise ParameterError(f"label_dropout must be in [0, 1], got {label_dropout}")
+        null = self._null_label(model, null_label) if label_dropout > 0 else None
+        draws = self.training_draws(x0, generator=generator, label_dropout=label_dropout)
+        return self.loss_from_draws(model, x0, y, draws, null_label=null)
+
+    def training_draws(self, x0: torch.Tensor, *, generator: torch.Generator | None = None,
+                       label_dropout: float = 0.0) -> "TrainingDraws":
+        """The random part of :meth:`training_loss`: t, noise and the label-dropout mask, in its order.
+
+        Kept apart so a captured (CUDA-graph) training step can draw eagerly, outside the graph,
+        and consume the generator exactly as the eager loop does.
+
+        Examples
+        --------
+        >>> from tardiff.diffusion import beta_schedule
+        >>> p = GaussianDiffusion(beta_schedule("linear", 10))
+        >>> d = p.training_draws(torch.zeros(4, 3), generator=torch.Generator().manual_seed(0), label_dropout=0.5)
+        >>> d.t.shape, d.noise.shape, d.drop.dtype
+        (torch.Size([4]), torch.Size([4, 3]), torch.bool)
+        """
         batch = x0.shape[0]
         draw_device = generator.device if generator is not None else x0.device
         t = torch.randint(0, self.n_steps, (batch,), generator=generator, device=draw_device).to(x0.device)
         noise = _randn(x0.shape, generator, x0.device)
-        y = torch.as_tensor(y, dtype=torch.long, device=x0.device).reshape(-1)
+        drop = None
         if label_dropout > 0:
-            null = self._null_label(model, null_label)
             drop = (torch.rand(batch, generator=generator, device=draw_device) < label_dropout).to(x0.device)
-            y = torch.where(drop, torch.full_like(y, null), y)
-        x_t = self.q_sample(x0, t, noise)
-        eps = model(x_t, t, y)
+        return TrainingDraws(t=t, noise=noise, drop=drop)
+
+    def loss_from_draws(self, model: Callable, x0: torch.Tensor, y: torch.Tensor, draws: "TrainingDraws", *,
+                        null_label: int | None = None) -> torch.Tensor:
+        """The deterministic part of :meth:`training_loss`: the loss of ``model`` at given draws.
+
+        ``null_label`` replaces the labels ``draws.drop`` marks (it is needed only then). No
+        host reads: a CUDA graph can hold this, the backward pass and the optimizer step.
+
+        Examples
+        --------
+        >>> from tardiff.diffusion import beta_schedule
+        >>> p = GaussianDiffusion(beta_schedule("linear", 10))
+        >>> d = TrainingDraws(t=torch.tensor([0, 9]), noise=torch.ones(2, 3), drop=None)
+        >>> float(p.loss_from_draws(lambda x, t, y: torch.zeros_like(x), torch.zeros(2, 3), torch.tensor([0, 0]), d))
+        1.0
+        """
+        y = torch.as_tensor(y, dtype=torch.long, device=x0.device).reshape(-1)
+        if draws.drop is not None:
+            y = torch.where(draws.drop, torch.full_like(y, self._null_label(model, null_label)), y)
+        x_t = self.q_sample(x0, draws.t, draws.noise)
+        eps = model(x_t, draws.t, y)
         if eps.shape != x0.shape:
             raise ParameterError(f"the model returned shape {tuple(eps.shape)} for input {tuple(x0.shape)}; "
                                  "a denoiser must return a tensor shaped like its input")
         if self.loss_type == "l2":
-            return torch.mean((noise - eps) ** 2)  # eq. 14 of Ho et al. (2020)
-        return torch.mean(torch.abs(noise - eps))
+            return torch.mean((draws.noise - eps) ** 2)  # eq. 14 of Ho et al. (2020)
+        return torch.mean(torch.abs(draws.noise - eps))
 
     # ------------------------------------------------------------------ reverse process
     def timesteps(self, n_steps: int | None = None) -> np.ndarray:
