@@ -290,3 +290,29 @@ def test_failed_sampling_capture_warns_once_and_stays_eager(forced_capture, monk
     assert process.capture_status.startswith("eager (capture failed")
     off = _samples(process, net, "off", shapes=((4, 8, 2),) * 4)
     assert all(torch.equal(a, b) for a, b in zip(captured, off))
+
+
+# ------------------------------------------------------------------ the GPU check's comparison
+def test_capture_check_reports_statuses_only_where_capture_does_not_apply():
+    from tardiff.benchmark import capture_check
+
+    assert capture_check("cpu") == {"compared": False, "train": {"status_on": "eager (cpu)"},
+                                    "sample": {"status_on": "eager (cpu)"}}
+
+
+def test_capture_check_compares_both_ways(forced_capture, monkeypatch):
+    """The comparison benchmarks/gpu-check runs on a GPU, here with a capture that fails (so it runs on a CPU)."""
+    import json
+
+    from tardiff.benchmark import capture_check
+
+    monkeypatch.setattr(forced_capture, "capture_applies", lambda mode, device: mode == "on")
+    monkeypatch.setattr(forced_capture, "_cuda_capture", _failing_capture)
+    with pytest.warns(forced_capture.CaptureWarning):
+        report = capture_check("cpu", iterations=5, n_stays=8, shape=(8, 2), sample_batch_size=4, ddim_steps=3, calls=2)
+    train, sample = report["train"], report["sample"]
+    assert report["compared"] and not report["agree"]  # eager both ways: equal numbers, but nothing captured
+    assert train["status_off"] == "eager (off)" and train["status_on"].startswith("eager (capture failed")
+    assert train["max_abs_loss_diff"] == train["max_abs_ema_weight_diff"] == sample["max_abs_sample_diff"] == 0.0
+    assert len(sample["s_per_call_on"]) == 2 and train["s_per_step_on"] > 0
+    json.dumps(report, allow_nan=False)
