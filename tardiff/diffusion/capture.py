@@ -86,8 +86,9 @@ def eager_status(mode: str, device) -> str:
     return "eager (auto: capture not yet verified on a GPU)"
 
 
-def _run_on_side_stream(stream: torch.cuda.Stream, fn: Callable):
-    """``fn()`` on ``stream``, ordered after and before the current stream's work (a warm-up call)."""
+def _run_on_side_stream(fn: Callable):
+    """``fn()`` on a side stream, ordered after and before the current stream's work (a warm-up call)."""
+    stream = torch.cuda.Stream()  # from PyTorch's stream pool: cheap, and warm-up calls are few
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         out = fn()
@@ -130,7 +131,8 @@ class GraphStep:
         The status when not ``enabled``.
     warm, capture : callable, optional
         The warm-up runner ``warm(fn)`` and the capture ``capture(fn) -> (graph, out)``;
-        default: a CUDA side stream and :func:`torch.cuda.graph`. Tests inject fakes here.
+        default (looked up when called): this module's ``_run_on_side_stream`` (a CUDA side
+        stream) and ``_cuda_capture`` (:func:`torch.cuda.graph`). Tests inject fakes here.
 
     Examples
     --------
@@ -146,7 +148,7 @@ class GraphStep:
             raise ParameterError(f"warmup must be >= 0, got {warmup}")
         self.fn, self.enabled, self.label, self.warmup = fn, bool(enabled), label, int(warmup)
         self.before_capture, self.on_failure = before_capture, on_failure
-        self._warm, self._capture = warm, capture or _cuda_capture
+        self._warm, self._capture = warm, capture
         self._calls = 0
         self._graph = None
         self._out = None
@@ -154,7 +156,7 @@ class GraphStep:
 
     @property
     def status(self) -> str:
-        """"captured", "warm-up" (not captured yet), or "eager (<why>)"."""
+        """How the calls run: "captured", "warm-up" (not captured yet), or "eager (<why>)"."""
         return self._status
 
     def __call__(self):
@@ -165,11 +167,12 @@ class GraphStep:
             return self.fn()
         if self._calls < self.warmup:
             self._calls += 1
-            return self._warm_call()
+            return (self._warm or _run_on_side_stream)(self.fn)
         try:
             if self.before_capture is not None:
                 self.before_capture()
-            graph, out = self._capture(self.fn)
+            # Looked up at call time, so a test can replace the module's entry point.
+            graph, out = (self._capture or _cuda_capture)(self.fn)
         except Exception as err:  # any capture failure: the loop must still run, eagerly
             self._fall_back(err)
             return self.fn()
@@ -177,13 +180,6 @@ class GraphStep:
         graph.replay()
         self._graph, self._out, self._status = graph, out, "captured"
         return out
-
-    def _warm_call(self):
-        if self._warm is not None:
-            return self._warm(self.fn)
-        if not hasattr(self, "_stream"):
-            self._stream = torch.cuda.Stream()
-        return _run_on_side_stream(self._stream, self.fn)
 
     def _fall_back(self, err: Exception) -> None:
         lines = str(err).strip().splitlines()
