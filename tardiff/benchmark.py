@@ -261,6 +261,98 @@ def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: in
     }
 
 
+def _timed(fn, device: str):
+    """``fn()`` and its wall time in seconds (the device's queue drained before and after)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - start
+
+
+def _max_abs_diff(a, b) -> float:
+    return max((float((x.float() - y.float()).abs().max()) for x, y in zip(a, b)), default=0.0)
+
+
+def capture_check(device: str = "cuda", *, config: str = "smoke", iterations: int = 30, n_stays: int = 64,
+                  shape: tuple[int, int] = RUNNER_SHAPE, sample_batch_size: int = 64, ddim_steps: int = 20,
+                  calls: int = 3, seed: int = 0) -> dict:
+    """Captured against eager (issue 23): the same small training run and guided sampling, both ways.
+
+    Trains a ``config`` denoiser for ``iterations`` steps from ``seed`` with ``capture="off"``
+    (twice: the second run shows how far the device itself is from deterministic) and
+    ``"on"``, and samples one guided batch ``calls`` times in a row both ways (a captured loop
+    runs eagerly once, is captured on the next call and replayed after), with identically seeded
+    generators. Reports the largest absolute differences of losses, EMA weights and samples, the
+    capture statuses, and the time per step and per call. Where capture does not apply (any
+    device but CUDA) it only reports the statuses.
+
+    Examples
+    --------
+    >>> capture_check("cpu")
+    {'compared': False, 'train': {'status_on': 'eager (cpu)'}, 'sample': {'status_on': 'eager (cpu)'}}
+    """
+    from tardiff.classifiers import ClassifierConfig, build_network
+    from tardiff.diffusion import GaussianDiffusion, TrainConfig, UNet1D, UNetConfig, beta_schedule, train_diffusion
+    from tardiff.diffusion.capture import capture_applies, eager_status
+    from tardiff.guidance import InfluenceGuidance
+
+    if not capture_applies("on", device):
+        status = eager_status("on", device)
+        return {"compared": False, "train": {"status_on": status}, "sample": {"status_on": status}}
+    n_steps, n_features = shape
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_stays, n_steps, n_features)).astype(np.float32)
+    y = (np.arange(n_stays) % 2).astype(np.int64)
+    process = GaussianDiffusion(beta_schedule("sqrt_linear", 200))
+
+    def train(capture: str):
+        model = UNet1D(UNetConfig.preset(config), n_features=n_features, seed=seed)
+        cfg = TrainConfig.preset(config, iterations=iterations, checkpoint_every=0, capture=capture)
+        return _timed(lambda: train_diffusion(model, process, X, y, cfg, seed=seed, device=device, progress=False),
+                      device)
+
+    (off, off_s), (rerun, _), (on, on_s) = train("off"), train("off"), train("on")
+    weights = [list(r.model.state_dict().values()) for r in (off, rerun, on)]
+    report = {"compared": True, "train": {
+        "config": config, "iterations": iterations, "status_off": off.capture, "status_on": on.capture,
+        "max_abs_loss_diff": max(abs(a - b) for a, b in zip(off.losses, on.losses)),
+        "max_abs_ema_weight_diff": _max_abs_diff(weights[0], weights[2]),
+        "eager_rerun_max_abs_loss_diff": max(abs(a - b) for a, b in zip(off.losses, rerun.losses)),
+        "eager_rerun_max_abs_ema_weight_diff": _max_abs_diff(weights[0], weights[1]),
+        # whole runs: the captured one includes its warm-up steps and the capture
+        "s_per_step_off": off_s / iterations, "s_per_step_on": on_s / iterations}}
+
+    model = off.model.to(device)
+    classifier = build_seeded(lambda: build_network(ClassifierConfig.preset(config, "gru"), n_features),
+                              seed).to(device).eval()
+    G = torch.randn(sum(p.numel() for p in classifier.parameters()), generator=torch_generator(seed)).to(device)
+    cond_fn = InfluenceGuidance(classifier, G, DEFAULT_GUIDANCE_SCALE)
+    labels = (torch.arange(sample_batch_size) % 2).to(device)
+    process = process.to(device)
+
+    def sample(capture: str):
+        g = torch_generator(seed)
+        runs = [_timed(lambda: process.sample(model, (sample_batch_size, n_steps, n_features), labels,
+                                              n_steps=ddim_steps, eta=1.0, cond_fn=cond_fn, generator=g,
+                                              device=device, capture=capture), device) for _ in range(calls)]
+        return [x for x, _ in runs], [s for _, s in runs], process.capture_status
+
+    (x_off, s_off, status_off), (x_rerun, _, _), (x_on, s_on, status_on) = sample("off"), sample("off"), sample("on")
+    report["sample"] = {
+        "batch": sample_batch_size, "ddim_steps": ddim_steps, "calls": calls, "status_off": status_off,
+        "status_on": status_on, "max_abs_sample_diff": _max_abs_diff(x_off, x_on),
+        "eager_rerun_max_abs_sample_diff": _max_abs_diff(x_off, x_rerun),
+        # per call: the captured loop's first call is its eager warm-up, the second its capture
+        "s_per_call_off": s_off, "s_per_call_on": s_on}
+    report["agree"] = (report["train"]["status_on"] == report["sample"]["status_on"] == "captured"
+                       and report["train"]["max_abs_loss_diff"] == report["train"]["max_abs_ema_weight_diff"]
+                       == report["sample"]["max_abs_sample_diff"] == 0.0)
+    return report
+
+
 def write_result(result: dict, folder: str | Path = "benchmarks/results") -> Path:
     """Write ``result`` atomically as ``speed-<config>-<device>.json`` under ``folder``."""
     path = Path(folder) / f"speed-{result['config']}-{result['device']}.json"

@@ -38,3 +38,5 @@ def test_gpu_check_runs_at_smoke_sizes_on_the_cpu(shared_data, tmp_path):
     stages = report["run_stages_s"]
     assert {"load_and_prepare_s", "denoiser_train_s_seed0", "tardiff_generate_s_seed0", "comparisons_s"} <= set(stages)
     assert any(k.startswith("evaluate_") for k in stages) and report["n_test"] > 5000
+    capture = report["kernels"]["capture"]  # on the CPU: the statuses, no comparison run
+    assert capture == {"compared": False, "train": {"status_on": "eager (cpu)"}, "sample": {"status_on": "eager (cpu)"}}

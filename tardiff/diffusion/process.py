@@ -13,6 +13,8 @@ t = 0 is the clean data, with ``abar = 1``.
 
 from __future__ import annotations
 
+import inspect
+from collections import OrderedDict
 from typing import Callable, Iterator, Literal, NamedTuple, Sequence, get_args
 
 import numpy as np
@@ -20,11 +22,23 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tardiff.diffusion.capture import CaptureMode, GraphStep, capture_applies, check_capture_mode, eager_status
 from tardiff.errors import ParameterError
 
 LossType = Literal["l2", "l1"]
 SamplingMethod = Literal["ddpm", "ddim"]
 CondFn = Callable[..., torch.Tensor]
+#: Captured sampling loops a process keeps (least recently used dropped first): each holds its
+#: graph's memory, and a sampler needs about one per batch size and guidance setting.
+MAX_CAPTURED_LOOPS = 4
+
+
+class TrainingDraws(NamedTuple):
+    """The random numbers of one training loss: timesteps (B,), noise like x0, label-dropout mask (B,) or None."""
+
+    t: torch.Tensor
+    noise: torch.Tensor
+    drop: torch.Tensor | None
 
 
 class SamplingStep(NamedTuple):
@@ -37,6 +51,22 @@ class SamplingStep(NamedTuple):
     x: torch.Tensor
     x0_hat: torch.Tensor
     t: int
+
+
+class _Loop(NamedTuple):
+    """One sampling loop's checked settings, shared by the eager and the captured paths."""
+
+    model: Callable
+    steps: np.ndarray
+    shape: tuple
+    device: torch.device
+    y: torch.Tensor
+    null: int | None
+    method: str
+    eta: float
+    cfg_scale: float
+    cond_fn: CondFn | None
+    first_guided: int
 
 
 def _randn(shape, generator: torch.Generator | None, device) -> torch.Tensor:
@@ -101,6 +131,8 @@ class GaussianDiffusion(nn.Module):
         for name, values in float64_buffers.items():
             # Derived from betas on construction, so not part of state_dict.
             self.register_buffer(name, torch.from_numpy(values).to(torch.float32), persistent=False)
+        self._graphs: OrderedDict = OrderedDict()  # captured sampling loops (see sample)
+        self.capture_status: str | None = None  # how the last sample() call ran
 
     @property
     def n_steps(self) -> int:
@@ -142,9 +174,9 @@ class GaussianDiffusion(nn.Module):
         """The epsilon-prediction loss of ``model`` on a batch, at uniformly drawn timesteps.
 
         Draws, in this order from ``generator``: t ~ U{0..T-1} per sample, noise ~ N(0, I),
-        and (if ``label_dropout > 0``) which labels to drop. The loss is
-        ``mean |eps - model(x_t, t, y)|^2`` (the simplified objective, eq. 14 of Ho et al.
-        2020) or its L1 counterpart.
+        and (if ``label_dropout > 0``) which labels to drop (:meth:`training_draws`). The loss
+        (:meth:`loss_from_draws`) is ``mean |eps - model(x_t, t, y)|^2`` (the simplified
+        objective, eq. 14 of Ho et al. 2020) or its L1 counterpart.
 
         Parameters
         ----------
@@ -177,23 +209,60 @@ class GaussianDiffusion(nn.Module):
         """
         if not 0.0 <= label_dropout <= 1.0:
             raise ParameterError(f"label_dropout must be in [0, 1], got {label_dropout}")
+        null = self._null_label(model, null_label) if label_dropout > 0 else None
+        draws = self.training_draws(x0, generator=generator, label_dropout=label_dropout)
+        return self.loss_from_draws(model, x0, y, draws, null_label=null)
+
+    def training_draws(self, x0: torch.Tensor, *, generator: torch.Generator | None = None,
+                       label_dropout: float = 0.0) -> "TrainingDraws":
+        """The random part of :meth:`training_loss`: t, noise and the label-dropout mask, in its order.
+
+        Kept apart so a captured (CUDA-graph) training step can draw eagerly, outside the graph,
+        and consume the generator exactly as the eager loop does.
+
+        Examples
+        --------
+        >>> from tardiff.diffusion import beta_schedule
+        >>> p = GaussianDiffusion(beta_schedule("linear", 10))
+        >>> d = p.training_draws(torch.zeros(4, 3), generator=torch.Generator().manual_seed(0), label_dropout=0.5)
+        >>> d.t.shape, d.noise.shape, d.drop.dtype
+        (torch.Size([4]), torch.Size([4, 3]), torch.bool)
+        """
         batch = x0.shape[0]
         draw_device = generator.device if generator is not None else x0.device
         t = torch.randint(0, self.n_steps, (batch,), generator=generator, device=draw_device).to(x0.device)
         noise = _randn(x0.shape, generator, x0.device)
-        y = torch.as_tensor(y, dtype=torch.long, device=x0.device).reshape(-1)
+        drop = None
         if label_dropout > 0:
-            null = self._null_label(model, null_label)
             drop = (torch.rand(batch, generator=generator, device=draw_device) < label_dropout).to(x0.device)
-            y = torch.where(drop, torch.full_like(y, null), y)
-        x_t = self.q_sample(x0, t, noise)
-        eps = model(x_t, t, y)
+        return TrainingDraws(t=t, noise=noise, drop=drop)
+
+    def loss_from_draws(self, model: Callable, x0: torch.Tensor, y: torch.Tensor, draws: "TrainingDraws", *,
+                        null_label: int | None = None) -> torch.Tensor:
+        """The deterministic part of :meth:`training_loss`: the loss of ``model`` at given draws.
+
+        ``null_label`` replaces the labels ``draws.drop`` marks (it is needed only then). No
+        host reads: a CUDA graph can hold this, the backward pass and the optimizer step.
+
+        Examples
+        --------
+        >>> from tardiff.diffusion import beta_schedule
+        >>> p = GaussianDiffusion(beta_schedule("linear", 10))
+        >>> d = TrainingDraws(t=torch.tensor([0, 9]), noise=torch.ones(2, 3), drop=None)
+        >>> float(p.loss_from_draws(lambda x, t, y: torch.zeros_like(x), torch.zeros(2, 3), torch.tensor([0, 0]), d))
+        1.0
+        """
+        y = torch.as_tensor(y, dtype=torch.long, device=x0.device).reshape(-1)
+        if draws.drop is not None:
+            y = torch.where(draws.drop, torch.full_like(y, self._null_label(model, null_label)), y)
+        x_t = self.q_sample(x0, draws.t, draws.noise)
+        eps = model(x_t, draws.t, y)
         if eps.shape != x0.shape:
             raise ParameterError(f"the model returned shape {tuple(eps.shape)} for input {tuple(x0.shape)}; "
                                  "a denoiser must return a tensor shaped like its input")
         if self.loss_type == "l2":
-            return torch.mean((noise - eps) ** 2)  # eq. 14 of Ho et al. (2020)
-        return torch.mean(torch.abs(noise - eps))
+            return torch.mean((draws.noise - eps) ** 2)  # eq. 14 of Ho et al. (2020)
+        return torch.mean(torch.abs(draws.noise - eps))
 
     # ------------------------------------------------------------------ reverse process
     def timesteps(self, n_steps: int | None = None) -> np.ndarray:
@@ -298,6 +367,64 @@ class GaussianDiffusion(nn.Module):
         >>> [s.t for s in p.sample_progressive(zero, (1, 4, 2), 0, n_steps=3, generator=g)]
         [199, 100, 0]
         """
+        loop = self._prepare(model, shape, y, method=method, n_steps=n_steps, eta=eta, cond_fn=cond_fn,
+                             guide_last_k=guide_last_k, cfg_scale=cfg_scale, null_label=null_label, device=device)
+        x = self._initial_noise(loop, generator, x_T)
+        for i in tqdm(range(len(loop.steps)), desc=f"{method} sampling", disable=not progress, leave=False):
+            mean, x0_hat, sigma, t = self._reverse_mean(loop, i, x)
+            if sigma > 0:
+                x = mean + sigma * _randn(loop.shape, generator, loop.device)
+            else:
+                x = mean
+            yield SamplingStep(x=x, x0_hat=x0_hat, t=t)
+
+    def sample(self, model: Callable, shape: Sequence[int], y, *, capture: CaptureMode = "auto",
+               **kwargs) -> torch.Tensor:
+        """Run :meth:`sample_progressive` to the end and return the final samples (B, ...).
+
+        Takes the same arguments as :meth:`sample_progressive`, plus ``capture``.
+
+        Parameters
+        ----------
+        capture : {"auto", "on", "off"}
+            CUDA-graph capture of the whole loop (:mod:`tardiff.diffusion.capture`): with "on"
+            on a CUDA device, x_T and every step's noise are drawn from ``generator`` first (the
+            eager order), the loop runs eagerly once, is captured on the next call with the
+            same model, ``cond_fn``, shape and settings, and replayed after that (up to
+            ``MAX_CAPTURED_LOOPS`` loops are kept; no progress bar). A replay reruns the recorded
+            kernels on the recorded tensors: update the model's or ``cond_fn``'s weights in place
+            (``load_state_dict``), never by replacing tensors. A host read in the model or
+            ``cond_fn`` makes the capture fail: one warning, and eager from then on. Elsewhere,
+            and with "auto" for now, eager. The status of the last call is in ``capture_status``.
+
+        Examples
+        --------
+        >>> from tardiff.diffusion import beta_schedule
+        >>> p = GaussianDiffusion(beta_schedule("sqrt_linear", 200))
+        >>> zero = lambda x, t, y: torch.zeros_like(x)
+        >>> p.sample(zero, (3, 5), y=[0, 1, 0], generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([3, 5])
+        >>> p.sample(zero, (3, 5), y=0, capture="on").shape, p.capture_status
+        (torch.Size([3, 5]), 'eager (cpu)')
+        """
+        check_capture_mode(capture)
+        # sample_progressive's arguments with its defaults (written once, there).
+        args = inspect.signature(self.sample_progressive).bind(model, shape, y, **kwargs)
+        args.apply_defaults()
+        args = args.arguments
+        if not capture_applies(capture, args["device"]):
+            self.capture_status = eager_status(capture, args["device"])
+            final = None
+            for final in self.sample_progressive(model, shape, y, **kwargs):
+                pass
+            return final.x
+        loop = self._prepare(**{k: v for k, v in args.items() if k not in ("generator", "progress", "x_T")})
+        return self._sample_captured(loop, args["generator"], args["x_T"])
+
+    # ------------------------------------------------------------------ the loop's parts
+    def _prepare(self, model, shape, y, *, method, n_steps, eta, cond_fn, guide_last_k, cfg_scale, null_label,
+                 device) -> _Loop:
+        """The checked settings of one sampling loop."""
         if method not in get_args(SamplingMethod):
             raise ParameterError(f"unknown sampling method {method!r}; choose 'ddim' or 'ddpm'")
         if eta < 0:
@@ -314,71 +441,109 @@ class GaussianDiffusion(nn.Module):
         if y.shape != (batch,):
             raise ParameterError(f"y must hold one label or {batch} labels, got {y.numel()}")
         null = self._null_label(model, null_label) if cfg_scale != 0 else None
+        first_guided = 0 if guide_last_k is None else len(steps) - guide_last_k
+        return _Loop(model=model, steps=steps, shape=shape, device=device, y=y, null=null, method=method,
+                     eta=eta, cfg_scale=cfg_scale, cond_fn=cond_fn, first_guided=first_guided)
+
+    @staticmethod
+    def _initial_noise(loop: _Loop, generator, x_T) -> torch.Tensor:
+        """x_T: the given one (checked), or the first draw from ``generator``."""
         if x_T is None:
-            x = _randn(shape, generator, device)
-        else:
-            if tuple(x_T.shape) != shape:
-                raise ParameterError(f"x_T has shape {tuple(x_T.shape)} but shape={shape}")
-            x = x_T.detach().to(device=device, dtype=torch.float32)
+            return _randn(loop.shape, generator, loop.device)
+        if tuple(x_T.shape) != loop.shape:
+            raise ParameterError(f"x_T has shape {tuple(x_T.shape)} but shape={loop.shape}")
+        return x_T.detach().to(device=loop.device, dtype=torch.float32)
 
-        n = len(steps)
-        first_guided = 0 if guide_last_k is None else n - guide_last_k
-        abar = self._abar64
-        for i in tqdm(range(n), desc=f"{method} sampling", disable=not progress, leave=False):
-            t = int(steps[i])
-            s = int(steps[i + 1]) if i + 1 < n else -1  # the level this step moves to; -1 = clean data
-            abar_t = float(abar[t])
-            abar_s = float(abar[s]) if s >= 0 else 1.0
-            t_batch = torch.full((batch,), t, dtype=torch.long, device=device)
+    def _coefficients(self, loop: _Loop, i: int) -> tuple[int, float, float, float, float]:
+        """Step i's t, abar_t and Python-float update: mean = c0 x0_hat + c1 (eps for DDIM, x_t for DDPM), sigma."""
+        n = len(loop.steps)
+        t = int(loop.steps[i])
+        s = int(loop.steps[i + 1]) if i + 1 < n else -1  # the level this step moves to; -1 = clean data
+        abar_t = float(self._abar64[t])
+        abar_s = float(self._abar64[s]) if s >= 0 else 1.0
+        if loop.method == "ddim":
+            # DDIM update, eq. 12 of Song et al. (2021), with sigma from their eq. 16:
+            # x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps + sigma z.
+            sigma = loop.eta * ((1.0 - abar_s) / (1.0 - abar_t) * (1.0 - abar_t / abar_s)) ** 0.5
+            direction = max(1.0 - abar_s - sigma ** 2, 0.0) ** 0.5
+            return t, abar_t, abar_s ** 0.5, direction, sigma
+        # Ancestral step from the posterior q(x_s | x_t, x0_hat), eq. 6-7 of Ho et al. (2020),
+        # with the respaced beta_t = 1 - abar_t / abar_s.
+        beta = 1.0 - abar_t / abar_s
+        coef_x0 = abar_s ** 0.5 * beta / (1.0 - abar_t)
+        coef_xt = (1.0 - beta) ** 0.5 * (1.0 - abar_s) / (1.0 - abar_t)
+        sigma = ((1.0 - abar_s) / (1.0 - abar_t) * beta) ** 0.5  # beta-tilde, eq. 7
+        return t, abar_t, coef_x0, coef_xt, sigma
 
-            with torch.no_grad():
-                eps = self._predict_eps(model, x, t_batch, y, cfg_scale, null)
-                # x0_hat from x_t and eps: eq. 4 of Ho et al. (2020) solved for x_0 (eq. 9 of Song et al. 2021).
-                x0_hat = (x - (1.0 - abar_t) ** 0.5 * eps) / abar_t ** 0.5
+    def _reverse_mean(self, loop: _Loop, i: int, x: torch.Tensor):
+        """Step i from x_t without its noise: (mean, x0_hat, sigma, t). Draws nothing, reads nothing back."""
+        t, abar_t, c0, c1, sigma = self._coefficients(loop, i)
+        t_batch = torch.full((loop.shape[0],), t, dtype=torch.long, device=loop.device)
+        with torch.no_grad():
+            eps = self._predict_eps(loop.model, x, t_batch, loop.y, loop.cfg_scale, loop.null)
+            # x0_hat from x_t and eps: eq. 4 of Ho et al. (2020) solved for x_0 (eq. 9 of Song et al. 2021).
+            x0_hat = (x - (1.0 - abar_t) ** 0.5 * eps) / abar_t ** 0.5
+            mean = c0 * x0_hat + c1 * (eps if loop.method == "ddim" else x)
+        if loop.cond_fn is not None and i >= loop.first_guided:
+            # TarDiff's guided mean mu~ = mu + w * grad_x s; cond_fn returns w * grad_x s.
+            with torch.enable_grad():
+                grad = loop.cond_fn(x.detach(), t_batch, loop.y, x0_hat=x0_hat.detach())
+            if grad.shape != x.shape:
+                raise ParameterError(f"cond_fn returned shape {tuple(grad.shape)}, expected {tuple(x.shape)}")
+            mean = mean + grad.detach().to(mean.dtype)
+        return mean, x0_hat, sigma, t
 
-                if method == "ddim":
-                    # DDIM update, eq. 12 of Song et al. (2021), with sigma from their eq. 16:
-                    # x_s = sqrt(abar_s) x0_hat + sqrt(1 - abar_s - sigma^2) eps + sigma z.
-                    sigma = eta * ((1.0 - abar_s) / (1.0 - abar_t) * (1.0 - abar_t / abar_s)) ** 0.5
-                    direction = max(1.0 - abar_s - sigma ** 2, 0.0) ** 0.5
-                    mean = abar_s ** 0.5 * x0_hat + direction * eps
-                else:
-                    # Ancestral step from the posterior q(x_s | x_t, x0_hat), eq. 6-7 of Ho et al. (2020),
-                    # with the respaced beta_t = 1 - abar_t / abar_s.
-                    beta = 1.0 - abar_t / abar_s
-                    coef_x0 = abar_s ** 0.5 * beta / (1.0 - abar_t)
-                    coef_xt = (1.0 - beta) ** 0.5 * (1.0 - abar_s) / (1.0 - abar_t)
-                    mean = coef_x0 * x0_hat + coef_xt * x
-                    sigma = ((1.0 - abar_s) / (1.0 - abar_t) * beta) ** 0.5  # beta-tilde, eq. 7
+    # ------------------------------------------------------------------ the captured loop
+    def _sample_captured(self, loop: _Loop, generator, x_T) -> torch.Tensor:
+        """:meth:`sample` as one CUDA graph, kept per model, ``cond_fn``, shape and settings.
 
-            if cond_fn is not None and i >= first_guided:
-                # TarDiff's guided mean mu~ = mu + w * grad_x s; cond_fn returns w * grad_x s.
-                with torch.enable_grad():
-                    grad = cond_fn(x.detach(), t_batch, y, x0_hat=x0_hat.detach())
-                if grad.shape != x.shape:
-                    raise ParameterError(f"cond_fn returned shape {tuple(grad.shape)}, expected {tuple(x.shape)}")
-                mean = mean + grad.detach().to(mean.dtype)
-
-            if sigma > 0:
-                x = mean + sigma * _randn(shape, generator, device)
-            else:
-                x = mean
-            yield SamplingStep(x=x, x0_hat=x0_hat, t=t)
-
-    def sample(self, model: Callable, shape: Sequence[int], y, **kwargs) -> torch.Tensor:
-        """Run :meth:`sample_progressive` to the end and return the final samples (B, ...).
-
-        Takes the same arguments as :meth:`sample_progressive`.
-
-        Examples
-        --------
-        >>> from tardiff.diffusion import beta_schedule
-        >>> p = GaussianDiffusion(beta_schedule("sqrt_linear", 200))
-        >>> zero = lambda x, t, y: torch.zeros_like(x)
-        >>> p.sample(zero, (3, 5), y=[0, 1, 0], generator=torch.Generator().manual_seed(0)).shape
-        torch.Size([3, 5])
+        The random numbers are drawn first, eagerly, in the eager loop's order (x_T, then each
+        noisy step's noise; the model and ``cond_fn`` draw nothing from ``generator``) and
+        copied into the loop's static inputs; the graph holds every step, guidance included.
         """
-        final = None
-        for final in self.sample_progressive(model, shape, y, **kwargs):
-            pass
-        return final.x
+        is_module = isinstance(loop.model, nn.Module)
+        model_tensors = tuple(p.data_ptr() for p in loop.model.parameters()) if is_module else ()
+        # The loop is cached beside the objects it was recorded from (a strong reference, so their ids
+        # stay theirs) and the addresses of the model's weights (replaced weights need a new capture).
+        key = (id(loop.model), id(loop.cond_fn), loop.shape, tuple(loop.steps.tolist()), loop.method, loop.eta,
+               loop.first_guided, loop.cfg_scale, loop.null, str(loop.device), model_tensors)
+        graphs = self.__dict__.setdefault("_graphs", OrderedDict())
+        entry = graphs.pop(key, None)
+        if entry is None:
+            entry = self._captured_loop(loop)
+            while len(graphs) >= MAX_CAPTURED_LOOPS:
+                graphs.popitem(last=False)  # the least recently used loop; its graph memory goes with it
+        graphs[key] = entry
+        x_static, y_static, noises, step = entry
+        x_static.copy_(self._initial_noise(loop, generator, x_T))
+        y_static.copy_(loop.y)
+        for noise in noises:
+            if noise is not None:
+                noise.copy_(_randn(loop.shape, generator, loop.device))
+        out = step()
+        self.capture_status = step.status
+        return out.clone()  # a replay overwrites the graph's output
+
+    def _captured_loop(self, loop: _Loop):
+        """The static inputs of ``loop`` and the :class:`GraphStep` running the whole loop on them."""
+        x_static = torch.empty(loop.shape, device=loop.device)
+        y_static = loop.y.clone()
+        loop = loop._replace(y=y_static)
+        sigmas = [self._coefficients(loop, i)[4] for i in range(len(loop.steps))]
+        noises = [torch.empty(loop.shape, device=loop.device) if sigma > 0 else None for sigma in sigmas]
+
+        def run() -> torch.Tensor:
+            x = x_static
+            for i, noise in enumerate(noises):
+                mean, _, sigma, _ = self._reverse_mean(loop, i, x)
+                x = mean + sigma * noise if noise is not None else mean
+            return x
+
+        # One eager warm-up: it is a whole loop, so every kernel of every step has run once.
+        return x_static, y_static, noises, GraphStep(run, enabled=True, warmup=1, label="the sampling loop")
+
+    def __getstate__(self):
+        # Captured loops are bound to this process's device memory: a copy or pickle starts without them.
+        state = self.__dict__.copy()
+        state["_graphs"] = OrderedDict()
+        return state

@@ -32,13 +32,18 @@ from tqdm import tqdm
 
 import tardiff
 from tardiff.data.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
-from tardiff.diffusion.process import GaussianDiffusion
+from tardiff.diffusion.capture import GraphStep, capture_applies, check_capture_mode, eager_status
+from tardiff.diffusion.process import GaussianDiffusion, TrainingDraws
 from tardiff.errors import DataError, ParameterError
 from tardiff.presets import Scale, resolve_device, seeded_global_rng, sizes, torch_generator
 
 CHECKPOINT_FORMAT = 1
-# Fields that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"iterations", "checkpoint_every"}
+# Fields that may change between an interrupted run and its resumption (capture: how the steps run,
+# which older checkpoints, written before the field existed, do not record).
+_RESUMABLE_CHANGES = {"iterations", "checkpoint_every", "capture"}
+# Fields left out of cache keys (TrainConfig.key): they change how the steps run, not the weights,
+# and leaving them out keeps the keys of caches written before they existed.
+_NOT_IN_KEYS = {"capture"}
 
 
 @dataclass
@@ -66,6 +71,11 @@ class TrainConfig:
         Probability of replacing a label by the null label (classifier-free guidance).
     checkpoint_every : int
         Write a checkpoint every this many steps (0: only at the end).
+    capture : {"auto", "on", "off"}
+        CUDA-graph capture of the training step (:mod:`tardiff.diffusion.capture`): "on"
+        captures on CUDA devices (a no-op elsewhere), "off" never, "auto" (default) is eager
+        for now. It changes how the steps run, not their numbers, so it is neither in
+        :meth:`key` nor checked when a checkpoint resumes.
 
     Examples
     --------
@@ -82,6 +92,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     label_dropout: float = 0.0
     checkpoint_every: int = 500
+    capture: str = "auto"
 
     def __post_init__(self):
         for name in ("iterations", "batch_size"):
@@ -98,6 +109,17 @@ class TrainConfig:
             raise ParameterError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0.0 <= self.label_dropout < 1.0:
             raise ParameterError(f"TrainConfig.label_dropout must be in [0, 1), got {self.label_dropout}")
+        check_capture_mode(self.capture)
+
+    def key(self) -> dict:
+        """What joins the cache key of a model trained with this configuration: every field but ``capture``.
+
+        Examples
+        --------
+        >>> TrainConfig(capture="on").key() == TrainConfig(capture="off").key()
+        True
+        """
+        return {k: v for k, v in asdict(self).items() if k not in _NOT_IN_KEYS}
 
     @classmethod
     def preset(cls, scale: Scale, **overrides) -> "TrainConfig":
@@ -117,10 +139,12 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What :func:`train_diffusion` returns: the EMA model (eval mode) and the loss of every step."""
+    """What :func:`train_diffusion` returns: the EMA model (eval mode), the loss of every step, and how
+    the steps ran (``capture``: "captured", or "eager (<why>)", see :mod:`tardiff.diffusion.capture`)."""
 
     model: nn.Module
     losses: list[float]
+    capture: str = "eager (off)"
 
 
 def _model_spec(model: nn.Module) -> dict | None:
@@ -208,13 +232,18 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float | torch.Tensor) -
     ``decay`` is a Python float on the CPU (the same numbers as one ``lerp_`` per parameter) or a
     0-dim tensor on the model's device (no host value per step, as a captured CUDA loop needs).
     """
+    _ema_lerp(ema, model, 1 - decay if torch.is_tensor(decay) else 1.0 - decay)
+
+
+@torch.no_grad()
+def _ema_lerp(ema: nn.Module, model: nn.Module, weight: float | torch.Tensor) -> None:
+    """``ema <- lerp(ema, model, weight)``; a 0-dim tensor ``weight`` is read on the device, not baked in."""
     ema_params = [p for p in ema.parameters()]
     params = [p.detach() for p in model.parameters()]
-    if torch.is_tensor(decay):
-        weight = 1 - decay
+    if torch.is_tensor(weight):
         torch._foreach_lerp_(ema_params, params, [weight] * len(params))
     else:
-        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+        torch._foreach_lerp_(ema_params, params, weight)
     ema_buffers, buffers = list(ema.buffers()), list(model.buffers())
     if buffers:
         torch._foreach_copy_(ema_buffers, buffers)
@@ -225,6 +254,60 @@ def _ema_decay(config: "TrainConfig", step: int | torch.Tensor):
     if torch.is_tensor(step):
         return torch.clamp((1.0 + step) / (10.0 + step), max=config.ema_decay)
     return min(config.ema_decay, (1.0 + step) / (10.0 + step))
+
+
+def _graph_train_step(model: nn.Module, ema: nn.Module, optimizer, process: GaussianDiffusion,
+                      config: TrainConfig, generator: torch.Generator, null_label: int | None):
+    """The training step as ``step(x0, y, k) -> loss``, run through a :class:`GraphStep` that captures it.
+
+    Outside the graph, eagerly: the draws of :meth:`GaussianDiffusion.training_draws` (t, noise,
+    dropout mask) from ``generator``, in the eager loop's order, copied with the batch into static
+    tensors, and the EMA weight ``1 - decay`` of step ``k`` filled into a static tensor (the float32
+    value the eager loop passes as a scalar, so both give the same EMA weights). Inside: the loss,
+    the backward pass, clipping, the optimizer step (fused AdamW, whose tensor lr the loop refills)
+    and the EMA update. The returned loss is a copy (a replay overwrites the static one).
+    """
+    device = next(model.parameters()).device
+    static: dict = {}
+    ema_weight = torch.zeros((), device=device)
+
+    def body() -> torch.Tensor:
+        loss = process.loss_from_draws(model, static["x0"], static["y"], static["draws"], null_label=null_label)
+        optimizer.zero_grad(set_to_none=True)  # inside the capture: the graph's backward writes fresh gradients
+        loss.backward()
+        if config.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        _ema_lerp(ema, model, ema_weight)
+        return loss.detach()
+
+    def capturable(flag: bool) -> None:
+        # AdamW refuses to be captured unless capturable (a CUDA flag; the fused kernel's numbers are
+        # the same either way). Set only for the capture, so warm-up steps do not warn about it.
+        for group in optimizer.param_groups:
+            group["capturable"] = flag and device.type == "cuda"
+
+    def clean_up() -> None:
+        capturable(False)
+        optimizer.zero_grad(set_to_none=True)  # gradients a failed capture allocated are not real ones
+
+    graph = GraphStep(body, enabled=True, label="the training step", before_capture=lambda: capturable(True),
+                      on_failure=clean_up)
+
+    def step(x0: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+        draws = process.training_draws(x0, generator=generator, label_dropout=config.label_dropout)
+        if not static:
+            static.update(x0=x0.clone(), y=y.clone(), draws=TrainingDraws(
+                *(None if d is None else d.clone() for d in draws)))
+        else:
+            for target, value in zip((static["x0"], static["y"], *static["draws"]), (x0, y, *draws)):
+                if target is not None:
+                    target.copy_(value)
+        ema_weight.fill_(1.0 - _ema_decay(config, k))  # a kernel argument, no wait for the device
+        return graph().clone()
+
+    step.graph = graph
+    return step
 
 
 def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray, y: np.ndarray,
@@ -261,7 +344,8 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
     -------
     TrainResult
         ``model``: a copy of the network holding the EMA weights, in eval mode;
-        ``losses``: the training loss of every step (including steps before a resume).
+        ``losses``: the training loss of every step (including steps before a resume);
+        ``capture``: how the steps ran ("captured" or "eager (<why>)", see ``config.capture``).
 
     Examples
     --------
@@ -311,6 +395,8 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        for group in optimizer.param_groups:
+            group["capturable"] = False  # this run's choice, not the writer's: a captured step sets it itself
         generator.set_state(ckpt["generator_state"].cpu())
         losses = [float(v) for v in ckpt["losses"]]
         start = int(ckpt["step"])
@@ -339,6 +425,15 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
     y_t = torch.from_numpy(y).to(device)
     has_dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules())
     null_label = getattr(model, "null_label", None)
+    captured = None
+    if not capture_applies(config.capture, device):
+        status = eager_status(config.capture, device)
+    elif has_dropout:
+        # Never captured: a step with dropout reads a seed for the global RNG on the host (below),
+        # which a CUDA graph cannot hold, and the graph would replay the same masks.
+        status = "eager (dropout layers: each step reads a seed on the host)"
+    else:
+        captured = _graph_train_step(model, ema, optimizer, process, config, generator, null_label)
     model.train()
     bar = tqdm(total=config.iterations, initial=min(start, config.iterations), desc="diffusion training",
                disable=not progress, leave=False)
@@ -349,15 +444,7 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
             losses.extend(torch.stack(pending).tolist())  # the same floats as float(loss), one wait
             pending.clear()
 
-    for step in range(start, config.iterations):
-        lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup))  # linear warm-up
-        for group in optimizer.param_groups:
-            if torch.is_tensor(group["lr"]):
-                group["lr"].fill_(lr)  # a kernel argument, no wait for the device
-            else:
-                group["lr"] = lr
-        idx = torch.randint(0, X_t.shape[0], (config.batch_size,), generator=generator,
-                            device=generator.device).to(device)
+    def eager_step(idx: torch.Tensor, step: int) -> torch.Tensor:
         if has_dropout:
             # nn.Dropout draws from the global RNG: seed it from our generator inside a fork,
             # so dropout masks are reproducible and resumable and the caller's RNG is untouched.
@@ -376,7 +463,21 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         _ema_update(ema, model, _ema_decay(config, step))
-        pending.append(loss.detach())
+        return loss.detach()
+
+    for step in range(start, config.iterations):
+        lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup))  # linear warm-up
+        for group in optimizer.param_groups:
+            if torch.is_tensor(group["lr"]):
+                group["lr"].fill_(lr)  # a kernel argument, no wait for the device
+            else:
+                group["lr"] = lr
+        idx = torch.randint(0, X_t.shape[0], (config.batch_size,), generator=generator,
+                            device=generator.device).to(device)
+        if captured is not None:
+            pending.append(captured(X_t[idx], y_t[idx], step))  # a copy of the graph's static loss
+        else:
+            pending.append(eager_step(idx, step))
         bar.update(1)
         if (step + 1) % LOSS_READ_EVERY == 0 or step + 1 == config.iterations:
             read_losses()
@@ -389,7 +490,9 @@ def train_diffusion(model: nn.Module, process: GaussianDiffusion, X: np.ndarray,
     if start < config.iterations or (path is not None and not path.exists()):
         save(max(start, config.iterations))
     model.eval()
-    return TrainResult(model=ema.eval(), losses=losses)
+    if captured is not None:
+        status = captured.graph.status
+    return TrainResult(model=ema.eval(), losses=losses, capture=status)
 
 
 def _import(qualified: str):

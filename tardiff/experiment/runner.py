@@ -167,7 +167,7 @@ class Experiment:
             return self._memo[key]
         scale = self.config.scale
         unet_cfg, train_cfg = UNetConfig.preset(scale), TrainConfig.preset(scale)
-        stem = hash_key(self.data_key(seed), asdict(unet_cfg), asdict(train_cfg), seed, versions.DENOISER)
+        stem = hash_key(self.data_key(seed), asdict(unet_cfg), train_cfg.key(), seed, versions.DENOISER)
         path = self.cache / f"denoiser-{stem}.pt"
         start = time.perf_counter()
         sampler = UnguidedDiffusionSampler(scale=scale, unet_config=unet_cfg, train_config=train_cfg,
