@@ -11,7 +11,10 @@ DATA_DIR ?=
 RESULTS ?= $(wildcard results/$(SCALE))
 BIN     = $(VENV)/bin
 
-.PHONY: setup test book bench clean
+# Test workers: one per core (pytest-xdist); `make test TEST_JOBS=0` runs in one process.
+TEST_JOBS ?= auto
+
+.PHONY: setup test test-slow book bench clean
 setup: $(VENV)/.installed
 
 # Re-install when the dependency list changes. torch first, pinned, so the package's
@@ -24,8 +27,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
+# The suite less its end-to-end checks (marked slow), one test file per worker, so module-scoped
+# fixtures (trained models) are built once. CI runs `make test-slow` after it: notebooks, book
+# builds, the Dask clusters and gpu-check.
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow" -n $(TEST_JOBS) --dist loadfile
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow -n $(TEST_JOBS) --dist loadfile
 
 book: setup
 	$(BIN)/tardiff book --scale $(SCALE) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) $(if $(RESULTS),--results $(RESULTS))
