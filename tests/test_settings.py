@@ -65,3 +65,70 @@ def test_the_provenance_command_repeats_the_run():
 def test_every_config_field_is_declared_with_help(name):
     meta = dataclasses.fields(ExperimentConfig)[[f.name for f in dataclasses.fields(ExperimentConfig)].index(name)]
     assert meta.metadata["setting"].help.strip()
+
+
+# ---------------------------------------------------------------- the cache keys follow the declaration
+#: A second valid value of every setting that changes results. A new such setting must be added here,
+#: so the test below shows that changing it changes what its declared route puts into the cache keys.
+OTHER_VALUE = {
+    "dataset": "physionet2012", "task": "mortality", "sets": "a", "test_sets": "c", "scale": "cpu",
+    "methods": ("real", "smote"), "controls": False, "seeds": (3, 5), "split_seed": 1, "evaluators": ("gru",),
+    "guidance_scale": 2.0, "guidance_set": "train", "evaluate_at": "x0_hat", "similarity": "cosine",
+    "guidance_norm": "raw", "guide_last": 1, "sweep_raw": (1.0,), "sweep_unit": (0.2,), "device": "cpu",
+    "threads": 3,
+}
+
+
+def _route(name: str) -> str | None:
+    return {f.name: meta.key for f, meta, _ in declared()}[name]
+
+
+def test_every_setting_that_changes_results_names_its_route_to_the_cache_keys():
+    routes = {f.name: meta.key for f, meta, _ in declared()}
+    assert {n for n, r in routes.items() if r is not None} == set(OTHER_VALUE)
+    assert {n for n, r in routes.items() if r is None} == {f.name for f, m, _ in declared() if not m.changes_results}
+    with pytest.raises(ValueError, match="reaches the cache keys"):
+        from tardiff.experiment.config import Setting
+        Setting(help="x", key=None)  # changes results, but names no route
+    # the guidance route is exactly GuidanceOptions' fields: the options are built from the declaration
+    from tardiff.guidance import GuidanceOptions
+    assert {n for n, r in routes.items() if r == "guidance"} == {f.name for f in dataclasses.fields(GuidanceOptions)}
+
+
+@pytest.mark.parametrize("name", [n for n in OTHER_VALUE if _route(n) in ("data", "guidance", "tasks")])
+def test_changing_a_setting_changes_what_its_route_keys(name):
+    from tardiff.data.cache import hash_key
+    from tardiff.experiment.tasks import build_graph
+
+    base = dict(dataset="simulated", scale="smoke", methods=("real", "smote", "tardiff", "tardiff_cal"), seeds=(3, 4),
+                guidance_scale=0.5, guidance_norm="unit", guide_last=0, sweep_raw=(), sweep_unit=(0.1,), threads=1,
+                device="auto")
+    if name == "device":
+        base["device"], changed = "auto", {"device": "cpu"}  # auto resolves to cpu here: the same key
+    else:
+        changed = {name: OTHER_VALUE[name]}
+    before, after = ExperimentConfig(**base), ExperimentConfig(**{**base, **changed})
+    route = _route(name)
+    if route == "data":
+        same = hash_key(before.key_values("data")) == hash_key(after.key_values("data"))
+        assert same == (name == "device"), name
+    elif route == "guidance":
+        assert before.guidance.key() != after.guidance.key()
+    else:
+        assert {t.key for t in build_graph(before)} != {t.key for t in build_graph(after)}
+
+
+def test_the_data_key_holds_the_data_settings_and_the_content_settings(tmp_path):
+    """The data key (every artifact's key starts from it) changes with a key="data" setting (threads)
+    and with a key="content" setting (split_seed: another split, other content)."""
+    from tardiff.experiment.runner import Experiment
+
+    def data_key(**changes):
+        config = ExperimentConfig(dataset="simulated", scale="smoke", methods=("real",), seeds=(0,),
+                                  out_dir=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), **changes)
+        return Experiment(config).data_key(0)
+
+    base = data_key(split_seed=0)
+    assert data_key(split_seed=0) == base
+    assert data_key(split_seed=0, threads=2) != base
+    assert data_key(split_seed=1) != base

@@ -33,6 +33,16 @@ SAME = "<the field's default>"
 #: What a setting's values are on a command line or in a notebook (lists are comma-separated).
 KINDS = ("str", "int", "float", "list")
 
+#: How a setting that changes results reaches the cache keys, so no cached artifact outlives a change:
+#:
+#: - ``data``: its (resolved) value is hashed into the data key, which every artifact's key starts from;
+#: - ``content``: it changes the prepared cohort, whose content is hashed into the data key;
+#: - ``guidance``: it is a field of :class:`~tardiff.guidance.GuidanceOptions`, whose ``key()`` keys
+#:   the synthetic sets built with it;
+#: - ``tasks``: it chooses which artifacts exist (methods, replicates, evaluators, sweep points),
+#:   each keyed by its own identity.
+KEY_ROUTES = ("data", "content", "guidance", "tasks")
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -46,6 +56,8 @@ class Setting:
     choices: tuple | None = None
     notebook: bool = True  # in the experiment notebook's parameters cell
     changes_results: bool = True  # False: which folders, progress bars; never part of a cache key
+    key: str | None = None  # how a result-changing setting reaches the cache keys (one of KEY_ROUTES)
+    resolved_by: str | None = None  # the config method giving the value a key holds (device: auto -> cpu)
     provenance: bool = True  # the command that repeats a run gives it (False: where outputs and caches go)
     spell_out: bool = False  # the provenance command gives it even at its default (scale- or version-dependent)
     per_scale: str | None = None  # the ExperimentPreset attribute holding its default when None
@@ -54,6 +66,9 @@ class Setting:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"setting kind must be one of {KINDS}; got {self.kind!r}")
+        if self.changes_results != (self.key is not None) or (self.key is not None and self.key not in KEY_ROUTES):
+            raise ValueError(f"a setting that changes results names how it reaches the cache keys, one of "
+                             f"{KEY_ROUTES}, and no other setting does; got key={self.key!r}")
 
 
 def setting(default, help: str, **options) -> dataclasses.Field:
@@ -77,50 +92,57 @@ class ExperimentConfig:
     'cpu'
     """
 
-    dataset: str = setting("simulated", "dataset name (see `tardiff datasets`)", positional=True)
-    task: str | None = setting(None, "prediction task (default: the dataset's first task)")
+    dataset: str = setting("simulated", "dataset name (see `tardiff datasets`)", positional=True, key="content")
+    task: str | None = setting(None, "prediction task (default: the dataset's first task)", key="content")
     data_dir: str | None = setting(None, "folder with the raw files (default $TARDIFF_DATA_DIR/<dataset> or "
                                          "data/<dataset>)", changes_results=False)  # its content is keyed
-    sets: str | None = setting(None, "PhysioNet 2012 only: which challenge sets to read, a, ab (default) or abc")
+    sets: str | None = setting(None, "PhysioNet 2012 only: which challenge sets to read, a, ab (default) or abc",
+                                 key="content")
     test_sets: str | None = setting(None, "PhysioNet 2012 only: challenge sets held out as the test split, e.g. c "
-                                          "(train and select on the others: external validation)")
+                                          "(train and select on the others: external validation)", key="content")
     scale: Scale = setting("cpu", "smoke: seconds (tests); cpu: minutes on a laptop (default); paper: the papers' "
-                                  "sizes, GPU", choices=SCALES, spell_out=True)
+                                  "sizes, GPU", choices=SCALES, spell_out=True, key="data")
     methods: tuple[str, ...] = setting(METHODS, f"comma-separated subset of {','.join(registry.method_names())} "
                                                 f"(default {','.join(METHODS)}; the controls "
                                                 f"{','.join(registry.method_names('control'))} join real automatically)",
-                                       kind="list", spell_out=True, parameter_default=None)
-    controls: bool = setting(True, "the controls join real data alone", flag=None, notebook=False)
+                                       kind="list", spell_out=True, parameter_default=None, key="tasks")
+    controls: bool = setting(True, "the controls join real data alone", flag=None, notebook=False, key="tasks")
     # One seed per replicate: seed s draws replicate s's split and seeds every component trained in it
     seeds: tuple[int, ...] | None = setting(None, "comma-separated replicates, each its own split and model seeds",
-                                            kind="list", item="int", spell_out=True, per_scale="seeds")
+                                            kind="list", item="int", spell_out=True, per_scale="seeds", key="tasks")
     # None: each replicate its own split; an int: one split for all (no replication)
-    split_seed: int | None = setting(None, "one split for every seed (no replication)", flag=None, notebook=False)
+    split_seed: int | None = setting(None, "one split for every seed (no replication)", flag=None, notebook=False,
+                                            key="content")
     evaluators: tuple[str, ...] | None = setting(
         None, f"downstream classifiers that judge each method, from {','.join(registry.evaluator_names())}",
-        kind="list", spell_out=True, per_scale="evaluators")
+        kind="list", spell_out=True, per_scale="evaluators", key="tasks")
     guidance_scale: float = setting(DEFAULT_GUIDANCE_SCALE, f"TarDiff's w (the paper uses {DEFAULT_GUIDANCE_SCALE:g})",
-                                    kind="float")
+                                    kind="float", key="guidance")
     guidance_set: GuidanceSet = setting("val", "what G averages over: val (paper), train (public code), minority "
-                                               "(paper Table 5)", choices=get_args(GuidanceSet))
-    evaluate_at: Literal["x_t", "x0_hat"] = setting("x_t", "where the score is taken", flag=None, notebook=False)
+                                               "(paper Table 5)", choices=get_args(GuidanceSet), key="guidance")
+    evaluate_at: Literal["x_t", "x0_hat"] = setting("x_t", "where the score is taken", flag=None, notebook=False,
+                                                    key="guidance")
     similarity: Literal["dot", "cosine"] = setting("dot", "the influence score's similarity", flag=None,
-                                                   notebook=False)
+                                                   notebook=False, key="guidance")
     guidance_norm: GuidanceNorm = setting("raw", "raw: the paper's shift w grad_x s; unit: w times the noise level "
-                                                 "of x_t along grad_x s", choices=get_args(GuidanceNorm))
+                                                 "of x_t along grad_x s", choices=get_args(GuidanceNorm),
+                                   key="guidance")
     guide_last: int = setting(0, "guide only the last K sampling steps (default 0: every step, as the paper)",
-                              kind="int")
+                              kind="int", key="guidance")
     sweep_raw: tuple[float, ...] | None = setting(None, "the guidance sweep's raw scales w ('' for none)",
-                                                  kind="list", item="float", spell_out=True, per_scale="sweep_raw")
+                                                  kind="list", item="float", spell_out=True, per_scale="sweep_raw",
+                                                  key="tasks")
     sweep_unit: tuple[float, ...] | None = setting(
         None, "its calibrated (unit) scales, from which tardiff_cal is chosen with 0 in every replicate on its "
-              "selection stays", kind="list", item="float", spell_out=True, per_scale="sweep_unit")
-    device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to compute", choices=DEVICES)
+              "selection stays", kind="list", item="float", spell_out=True, per_scale="sweep_unit",
+        key="tasks")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to compute", choices=DEVICES, key="data",
+                                                                resolved_by="resolved_device")
     # PyTorch's CPU threads inside every task, whichever executor runs it: the numbers depend on
     # it (sums taken in another order), so it is one setting rather than each process's default
     threads: int = setting(1, "PyTorch CPU threads per task under every executor (default 1; the numbers depend "
                               "on it, so a sequential run and --workers agree only at the same K; use --workers for "
-                              "more cores)", kind="int")
+                              "more cores)", kind="int", key="data")
     out_dir: str = setting("runs/simulated", "output folder (default runs/<dataset>)", flag="--out",
                            changes_results=False, provenance=False, parameter_default=None)
     cache_dir: str | None = setting(None, "artifact cache: trained models and synthetic sets (default "
@@ -248,10 +270,25 @@ class ExperimentConfig:
 
     @property
     def guidance(self) -> GuidanceOptions:
-        """TarDiff's guidance settings of this run."""
-        return GuidanceOptions(guidance_scale=self.guidance_scale, guidance_set=self.guidance_set,
-                               evaluate_at=self.evaluate_at, similarity=self.similarity,
-                               guidance_norm=self.guidance_norm, guide_last=self.guide_last)
+        """TarDiff's guidance settings of this run: the settings declared ``key="guidance"``."""
+        return GuidanceOptions(**self.key_values("guidance"))
+
+    def key_values(self, route: str) -> dict[str, Any]:
+        """The (resolved) values of the settings declared to reach the cache keys by ``route``.
+
+        Examples
+        --------
+        >>> ExperimentConfig(scale="smoke", device="auto").key_values("data")
+        {'scale': 'smoke', 'device': 'cpu', 'threads': 1}
+        """
+        if route not in KEY_ROUTES:
+            raise ParameterError(f"unknown key route {route!r}; choose one of {', '.join(KEY_ROUTES)}")
+        values = {}
+        for field in fields(self):
+            meta = field.metadata["setting"]
+            if meta.key == route:
+                values[field.name] = getattr(self, meta.resolved_by)() if meta.resolved_by else getattr(self, field.name)
+        return values
 
     def resolved_device(self) -> str:
         return str(resolve_device(self.device))

@@ -85,7 +85,7 @@ class Experiment:
 
     def data_key(self, seed: int) -> str:
         """What every artifact of replicate ``seed`` is keyed by: the content of its data and splits,
-        the scale, the cache version and the thread count (on a CPU it changes the numbers)."""
+        the data version, and the settings declared ``key="data"`` (scale, device, CPU threads)."""
         return self._replicate(seed)[1]
 
     def ledger(self, seed: int) -> DataLedger:
@@ -97,7 +97,9 @@ class Experiment:
         if split_seed not in self._replicates:
             start = time.perf_counter()
             prepared = load_prepared(self.config, split_seed)
-            key = hash_key(self.config.scale, content_hash(prepared), versions.DATA, self.config.threads)
+            # the settings declared key="data" (scale, device, threads: each changes the numbers) and the
+            # content that the key="content" settings chose
+            key = hash_key(content_hash(prepared), versions.DATA, self.config.key_values("data"))
             self._replicates[split_seed] = (prepared, key, DataLedger())
             self._time("load_and_prepare_s", time.perf_counter() - start)
         return self._replicates[split_seed]
