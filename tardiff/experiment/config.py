@@ -278,7 +278,7 @@ class ExperimentConfig:
 
         Examples
         --------
-        >>> ExperimentConfig(scale="smoke", device="auto").key_values("data")
+        >>> ExperimentConfig(scale="smoke", device="cpu").key_values("data")
         {'scale': 'smoke', 'device': 'cpu', 'threads': 1}
         """
         if route not in KEY_ROUTES:
