@@ -368,6 +368,15 @@ def test_without_comparisons_the_summary_makes_the_call_and_names_a_failing_gene
     assert "TarDiff fails the quality gate" in verdict_sentences(flagged)[0]
 
 
+def test_a_generator_failing_in_many_replicates_is_counted_not_listed_in_full():
+    summary = _summary([("real", "trtr", np.nan, 0.40, 0.01), ("tardiff", "tstr", np.nan, 0.50, 0.01),
+                        ("smote", "rebalance", np.nan, 0.41, 0.01)])
+    generators = [_generator("tardiff", seed, ratio_pos=5.0 + seed) for seed in range(10)]
+    (text,) = verdict_sentences(summary, generators=generators)
+    assert "TarDiff fails the quality gate (in 10 replicates, e.g. seed 0: scale ratio of positives 5 outside" in text
+    assert "seed 9" not in text  # the chapter's gate table has every replicate; the verdict stays one sentence
+
+
 def test_the_sweep_figure_and_the_forest_plot():
     sweep = [{"guidance_norm": norm, "guidance_scale": w, "seed": s, "evaluator": ev, "auprc": 0.3 - 0.001 * w,
               "auroc": 0.7, "val_auprc": 0.3, "scale_ratio_neg": 1.0, "scale_ratio_pos": r,

@@ -42,8 +42,21 @@ def _call(low: float, high: float) -> str:
 
 
 def _gate_note(failures: dict, method: str, run=None) -> str:
-    """Why ``method`` (of ``run`` on the Results page) fails the quality gate; "" when it passes."""
-    return "; ".join(failures.get(method if run is None else (run, method), []))
+    """Why ``method`` (of ``run`` on the Results page) fails the quality gate; "" when it passes.
+
+    A generator failing in several replicates is counted and its first failing replicate's
+    reasons shown: ten replicates' reasons in full made one verdict a page long, and the
+    chapter's gate table has every replicate.
+
+    Examples
+    --------
+    >>> _gate_note({"smote": ["seed 0: scale 3.1", "seed 1: scale 2.9"]}, "smote")
+    'in 2 replicates, e.g. seed 0: scale 3.1'
+    """
+    notes = failures.get(method if run is None else (run, method), [])
+    if len(notes) <= 1:
+        return "".join(notes)
+    return f"in {len(notes)} replicates, e.g. {notes[0]}"
 
 
 def _passing_or_all(frame: pd.DataFrame, column: str, failures: dict, run=None) -> pd.DataFrame:
