@@ -132,3 +132,54 @@ def test_the_data_key_holds_the_data_settings_and_the_content_settings(tmp_path)
     assert data_key(split_seed=0) == base
     assert data_key(split_seed=0, threads=2) != base
     assert data_key(split_seed=1) != base
+
+
+# ---------------------------------------------------------------- adding a setting end to end
+def test_a_new_run_setting_reaches_every_surface_from_its_declaration(tmp_path):
+    """Adding a run setting is its declaration, the notebook's parameters cell and the code that uses it
+    (three files): from the declaration alone it becomes a `tardiff run` option with its help, is read
+    as its kind from a command line or a notebook, is repeated by the provenance command, is checked
+    in the notebook's parameters and reaches the cache keys by its route."""
+    import argparse
+
+    from tardiff.errors import ParameterError
+    from tardiff.experiment.config import setting
+    from tardiff.experiment.runner import Experiment
+    from tardiff.experiment.settings import add_run_options, notebook_parameters
+
+    # the one declaration (in the project: a field of ExperimentConfig)
+    WithSetting = dataclasses.make_dataclass(
+        "WithSetting", [("label_noise", float, setting(0.0, "flip this share of training labels", kind="float",
+                                                       key="data"))],
+        bases=(ExperimentConfig,))
+
+    parser = argparse.ArgumentParser()
+    add_run_options(parser, config_class=WithSetting)
+    assert "flip this share of training labels" in parser.format_help()
+    args = parser.parse_args(["simulated", "--scale", "smoke", "--methods", "real", "--seeds", "0",
+                              "--label-noise", "0.25", "--out", str(tmp_path / "run"),
+                              "--cache-dir", str(tmp_path / "cache")])
+    config = WithSetting.from_parameters(**values_from_args(args, WithSetting))
+    assert config.label_noise == 0.25
+    assert WithSetting.from_parameters(scale="smoke", label_noise="0.5").label_noise == 0.5  # papermill's text
+    with pytest.raises(ParameterError, match="label_noise must be a number"):
+        WithSetting.from_parameters(scale="smoke", label_noise="a lot")
+
+    # the provenance command gives it when it differs from its default, and parses back to it
+    command = command_line(dataclasses.asdict(config), WithSetting)
+    assert "--label-noise 0.25" in command
+    again = parser.parse_args(shlex.split(command)[2:])
+    assert WithSetting.from_parameters(**values_from_args(again, WithSetting)).label_noise == 0.25
+    assert "--label-noise" not in command_line(dataclasses.asdict(WithSetting(scale="smoke")), WithSetting)
+
+    # the notebook's parameters: read when the cell has it, a one-line error when the cell is behind
+    cell = {f.name: parameter_default(f, meta) for f, meta, _ in declared(WithSetting) if meta.notebook}
+    assert notebook_parameters({**cell, "label_noise": 0.1}, WithSetting)["label_noise"] == 0.1
+    del cell["label_noise"]
+    with pytest.raises(ParameterError, match="lacks the run setting.*label_noise"):
+        notebook_parameters(cell, WithSetting)
+
+    # the cache keys: its route (data) holds it, so every artifact trained under another value is another
+    assert config.key_values("data")["label_noise"] == 0.25
+    clean = dataclasses.replace(config, label_noise=0.0)
+    assert Experiment(config).data_key(0) != Experiment(clean).data_key(0)

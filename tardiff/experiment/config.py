@@ -7,7 +7,7 @@ import os
 import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Iterator, Literal, Sequence, get_args
 
 import numpy as np
 
@@ -74,6 +74,17 @@ class Setting:
 def setting(default, help: str, **options) -> dataclasses.Field:
     """A config field with its :class:`Setting` (``options`` are Setting's fields)."""
     return dataclasses.field(default=default, metadata={"setting": Setting(help=help, **options)})
+
+
+def declared(config_class=None) -> Iterator[tuple[dataclasses.Field, Setting, str | None]]:
+    """Every declared run setting of ``config_class`` (default :class:`ExperimentConfig`) in field order:
+    (field, setting, command-line flag or None)."""
+    for f in dataclasses.fields(ExperimentConfig if config_class is None else config_class):
+        meta = f.metadata.get("setting")
+        if meta is None:
+            raise TypeError(f"config field {f.name!r} has no setting(...) declaration")
+        flag = None if meta.flag is None or meta.positional else (meta.flag or "--" + f.name.replace("_", "-"))
+        yield f, meta, flag
 
 
 #: The methods a run compares by default: the reference, the baselines, TarDiff and its calibrated
@@ -207,11 +218,10 @@ class ExperimentConfig:
         resolve_device(self.device)  # 'cuda' without a CUDA device fails here, before any work
 
     @classmethod
-    def from_parameters(cls, *, methods: str | Sequence[str] | None = None, seeds: str | Sequence[int] | None = None,
-                        evaluators: str | Sequence[str] | None = None, out_dir: str | None = None,
-                        sweep_raw: str | Sequence[float] | None = None, sweep_unit: str | Sequence[float] | None = None,
-                        replicates: int | None = None, **params) -> "ExperimentConfig":
-        """A config from CLI options or notebook parameters: lists may be comma-separated strings.
+    def from_parameters(cls, *, out_dir: str | None = None, replicates: int | None = None,
+                        **params) -> "ExperimentConfig":
+        """A config from CLI options or notebook parameters, each read as its declaration's kind says:
+        lists may be comma-separated strings, numbers may be text.
 
         ``None`` keeps the default (the scale's seeds and evaluators, every method, ``runs/<dataset>``).
         ``replicates=K`` is short for ``seeds=0,...,K-1`` (K replicates).
@@ -226,32 +236,17 @@ class ExperimentConfig:
         unknown = sorted(set(params) - known)
         if unknown:
             raise ParameterError(f"unknown experiment parameters {unknown}; valid ones are {sorted(known)}")
-        if methods is not None:
-            params["methods"] = split_list(methods)
-        if evaluators is not None:
-            params["evaluators"] = split_list(evaluators)
         if replicates is not None:
-            if seeds is not None:
+            if params.get("seeds") is not None:
                 raise ParameterError("pass replicates (K replicates, seeds 0..K-1) or seeds, not both")
             if isinstance(replicates, bool) or not isinstance(replicates, (int, np.integer)) or replicates < 1:
                 raise ParameterError(f"replicates must be a whole number >= 1; got {replicates!r}")
             params["seeds"] = tuple(range(int(replicates)))
-        if seeds is not None:
-            try:
-                params["seeds"] = tuple(int(s) for s in split_list(seeds))
-            except ValueError:
-                raise ParameterError(f"seeds must be comma-separated integers, e.g. 0,1,2; got {seeds!r}") from None
-        for name, value in (("sweep_raw", sweep_raw), ("sweep_unit", sweep_unit)):
-            if value is not None:
-                try:
-                    params[name] = tuple(float(w) for w in split_list(value))
-                except ValueError:
-                    raise ParameterError(f"{name} must be comma-separated numbers, e.g. 0,1,10; got {value!r}") from None
-        if "guidance_scale" in params:
-            try:
-                params["guidance_scale"] = float(params["guidance_scale"])
-            except (TypeError, ValueError):
-                raise ParameterError(f"guidance_scale must be a number; got {params['guidance_scale']!r}") from None
+        for f, meta, _ in declared(cls):
+            if f.name in params and params[f.name] is None and f.default is not None:
+                del params[f.name]  # None: the field's own default (every method, the scale's seeds)
+            elif params.get(f.name) is not None:
+                params[f.name] = _as_kind(f.name, params[f.name], meta)
         params["out_dir"] = f"runs/{params.get('dataset', cls.dataset)}" if out_dir is None else out_dir
         return cls(**params)
 
@@ -283,12 +278,8 @@ class ExperimentConfig:
         """
         if route not in KEY_ROUTES:
             raise ParameterError(f"unknown key route {route!r}; choose one of {', '.join(KEY_ROUTES)}")
-        values = {}
-        for field in fields(self):
-            meta = field.metadata["setting"]
-            if meta.key == route:
-                values[field.name] = getattr(self, meta.resolved_by)() if meta.resolved_by else getattr(self, field.name)
-        return values
+        return {f.name: getattr(self, meta.resolved_by)() if meta.resolved_by else getattr(self, f.name)
+                for f, meta, _ in declared(type(self)) if meta.key == route}
 
     def resolved_device(self) -> str:
         return str(resolve_device(self.device))
@@ -321,6 +312,30 @@ def split_list(value: str | Sequence) -> tuple[str, ...]:
         value = [value]  # a single seed or scale, as papermill passes `-p seeds 0`
     items = str(value).split(",") if isinstance(value, str) else value
     return tuple(str(v).strip() for v in items if str(v).strip())
+
+
+_PYTHON_TYPES = {"str": str, "int": int, "float": float}
+_EXAMPLES = {"str": "a,b", "int": "0,1,2", "float": "0,1,10"}
+_WORDS = {"str": "names", "int": "integers", "float": "numbers"}
+
+
+def _as_kind(name: str, value, meta: Setting):
+    """``value`` as the setting's declared kind: a list from ``"a, b"`` or a sequence, a number from text.
+
+    Only lists and numbers are converted; the config's checks then judge the value itself.
+    """
+    if meta.kind == "list":
+        try:
+            return tuple(_PYTHON_TYPES[meta.item](v) for v in split_list(value))
+        except (TypeError, ValueError):
+            raise ParameterError(f"{name} must be comma-separated {_WORDS[meta.item]}, e.g. {_EXAMPLES[meta.item]}; "
+                                 f"got {value!r}") from None
+    if meta.kind == "float" and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ParameterError(f"{name} must be a number; got {value!r}") from None
+    return value  # ints are checked by the config, which names the range (a bool or 2.5 is refused there)
 
 
 def _has_sets(dataset: str) -> bool:

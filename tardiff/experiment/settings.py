@@ -10,9 +10,13 @@ From that one declaration:
 * ``tardiff run``'s options (:func:`add_run_options`, :func:`values_from_args`);
 * the notebook's parameters (:func:`notebook_parameters`; a test fails when the parameters cell
   and the declaration disagree);
-* the command that repeats a stored run (:func:`command_line`).
+* the command that repeats a stored run (:func:`command_line`);
+* how a value is read (:meth:`ExperimentConfig.from_parameters`, by the declared kind) and which
+  cache keys hold it (:meth:`ExperimentConfig.key_values`, by the declared route).
 
-Adding a setting is then the field (with its ``setting(...)``) and the code that uses it.
+Adding a setting is then the field (with its ``setting(...)``), the notebook's parameters cell
+when the notebook offers it, and the code that uses it: three files (tests/test_settings.py adds
+one end to end).
 """
 
 from __future__ import annotations
@@ -20,19 +24,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import shlex
-from typing import Iterator
 
-from tardiff.experiment.config import SAME, ExperimentConfig, Setting
-
-
-def declared(config_class=ExperimentConfig) -> Iterator[tuple[dataclasses.Field, Setting, str | None]]:
-    """Every declared run setting in field order: (field, setting, flag or None)."""
-    for f in dataclasses.fields(config_class):
-        meta = f.metadata.get("setting")
-        if meta is None:
-            raise TypeError(f"config field {f.name!r} has no setting(...) declaration")
-        flag = None if meta.flag is None or meta.positional else (meta.flag or "--" + f.name.replace("_", "-"))
-        yield f, meta, flag
+from tardiff.errors import ParameterError
+from tardiff.experiment.config import SAME, Setting, declared
 
 
 def parameter_default(f: dataclasses.Field, meta: Setting):
@@ -47,9 +41,13 @@ def _per_scale_text(meta: Setting) -> str:
     return "; ".join(f"{scale} {','.join(map(str, v)) or 'none'}" for scale, v in zip(SCALES, values))
 
 
-def add_run_options(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
-    """Add the command-line option of every declared setting (of ``only``, when given) to ``parser``."""
-    for f, meta, flag in declared():
+def add_run_options(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None,
+                    config_class=None) -> None:
+    """Add the command-line option of every declared setting (of ``only``, when given) to ``parser``.
+
+    ``config_class`` (default :class:`~tardiff.experiment.ExperimentConfig`) holds the declarations.
+    """
+    for f, meta, flag in declared(config_class):
         if (only is not None and f.name not in only) or (flag is None and not meta.positional):
             continue
         help_text = meta.help + (f" (default: {_per_scale_text(meta)})" if meta.per_scale else "")
@@ -77,18 +75,25 @@ def comma_list(item):
     return parse
 
 
-def values_from_args(args: argparse.Namespace) -> dict:
+def values_from_args(args: argparse.Namespace, config_class=None) -> dict:
     """The declared settings ``args`` holds, by field name (for ``ExperimentConfig.from_parameters``)."""
-    return {f.name: getattr(args, f.name) for f, meta, flag in declared()
+    return {f.name: getattr(args, f.name) for f, meta, flag in declared(config_class)
             if (flag is not None or meta.positional) and hasattr(args, f.name)}
 
 
-def notebook_parameters(namespace: dict) -> dict:
-    """The declared notebook settings in ``namespace`` (a notebook's ``globals()``), by name."""
-    return {f.name: namespace[f.name] for f, meta, _ in declared() if meta.notebook}
+def notebook_parameters(namespace: dict, config_class=None) -> dict:
+    """The declared notebook settings in ``namespace`` (a notebook's ``globals()``), by name.
+
+    A declared setting the namespace lacks is a one-line error: the parameters cell is behind the declaration.
+    """
+    missing = [f.name for f, meta, _ in declared(config_class) if meta.notebook and f.name not in namespace]
+    if missing:
+        raise ParameterError(f"the notebook's parameters cell lacks the run setting(s) {', '.join(missing)}; add "
+                             "them with their declared defaults (see tardiff/experiment/config.py)")
+    return {f.name: namespace[f.name] for f, meta, _ in declared(config_class) if meta.notebook}
 
 
-def command_line(config: dict) -> str:
+def command_line(config: dict, config_class=None) -> str:
     """The ``tardiff run`` command line that repeats a run, from its ``results.json`` config.
 
     Every setting that changes results and has a flag is given when it differs from its default,
@@ -104,7 +109,7 @@ def command_line(config: dict) -> str:
     join = lambda values: ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)  # noqa: E731
     parts = ["tardiff", "run", str(config["dataset"])]
     extra = []
-    for f, meta, flag in declared():
+    for f, meta, flag in declared(config_class):
         if meta.positional or not meta.provenance or f.name not in config:
             continue
         value = config[f.name]
