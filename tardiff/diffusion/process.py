@@ -507,7 +507,7 @@ class GaussianDiffusion(nn.Module):
         # stay theirs) and the addresses of the model's weights (replaced weights need a new capture).
         key = (id(loop.model), id(loop.cond_fn), loop.shape, tuple(loop.steps.tolist()), loop.method, loop.eta,
                loop.first_guided, loop.cfg_scale, loop.null, str(loop.device), model_tensors)
-        graphs = self.__dict__.setdefault("_graphs", OrderedDict())
+        graphs = self._graphs
         entry = graphs.pop(key, None)
         if entry is None:
             entry = self._captured_loop(loop)
