@@ -4,6 +4,12 @@
 :class:`~tardiff.classifiers.networks.GRUNet` without autograd (forward-over-reverse written
 out), so it runs on every device, cuDNN included; :class:`GRUNet` calls it from
 ``influence_input_grad``. Its finite-difference and double-backward checks are in the tests.
+
+Layout: every per-step quantity is held step-major, ``(T, D, B, .)`` with the steps of each
+direction in the order that direction reads them (the reverse direction's time axis flipped).
+A step is then one contiguous slice, the recurrences write their steps into preallocated
+buffers (no stacking), and the elementwise work over all steps runs on contiguous tensors:
+on a CPU, memory traffic rather than arithmetic is what this computation costs.
 """
 
 from __future__ import annotations
@@ -18,60 +24,76 @@ if TYPE_CHECKING:
 __all__ = ["gru_influence_input_grad"]
 
 
-def _interleave(w: torch.Tensor, hidden: int) -> torch.Tensor:
-    """(D, 3H, H) recurrent weights plus an identity block, rows ordered (unit j, part k): (D, 4H, H).
+def _with_identity(w: torch.Tensor, hidden: int) -> torch.Tensor:
+    """(D, 3H, H) recurrent weights (parts r, z, n) with an identity block appended: (D, 4H, H).
 
-    Multiplying a state by it gives, for every hidden unit, its three gate inputs and its own
-    value side by side, so a linear step ``sum_k c_k (W_k h) + z h`` is one tiny batched product.
+    A state times its transpose gives ``(W_r v, W_z v, W_n v, v)``, the four terms of a step of
+    the linearised recurrence, in one product.
     """
     n_dir = w.shape[0]
     eye = torch.eye(hidden, dtype=w.dtype, device=w.device).expand(n_dir, hidden, hidden)
-    return torch.cat([w.view(n_dir, 3, hidden, hidden), eye[:, None]], dim=1).transpose(1, 2).reshape(
-        n_dir, 4 * hidden, hidden)
+    return torch.cat([w, eye], dim=1)
 
 
-def _linear_sweep(forcing: torch.Tensor, coef: torch.Tensor, w4: torch.Tensor, *, transpose: bool) -> torch.Tensor:
-    """Solve the linearised GRU recurrence over the steps (dim 2) of ``forcing`` (D, B, T, H).
+def _linear_sweep(forcing: torch.Tensor, coef: torch.Tensor, w4: torch.Tensor, out: torch.Tensor, *,
+                  transpose: bool) -> torch.Tensor:
+    """Solve the linearised GRU recurrence over the steps (dim 0) of ``forcing`` (T, D, B, H) into ``out``.
 
-    ``coef`` (D, B, T, H, 4) holds ``c_r, c_z, c_n, z`` of every step, so that the Jacobian of
-    step s is ``J_s = sum_k diag(c_k,s) W_k + diag(z_s)``. Forward (``transpose=False``):
-    ``v_s = J_s v_{s-1} + forcing_s`` from ``v_{-1} = 0``; backward (``transpose=True``):
-    ``v_s = J_{s+1}^T v_{s+1} + forcing_s`` from ``v_T = 0``. Two operators per step.
+    ``coef`` (T, D, B, 4, H) holds ``c_r, c_z, c_n, z`` of every step and ``w4`` is
+    :func:`_with_identity`'s (D, 4H, H), so that the Jacobian of step s is
+    ``J_s = sum_k diag(c_k,s) W_k + diag(z_s)``. Forward (``transpose=False``):
+    ``v_s = J_s v_{s-1} + forcing_s`` from ``v_{-1} = 0`` (four operators per step); backward
+    (``transpose=True``): ``v_s = J_{s+1}^T v_{s+1} + forcing_s`` from ``v_T = 0`` (two). Each
+    step is written into its slice of ``out`` (T, D, B, H; every step slice contiguous).
     """
-    n_dir, batch, steps, hidden = forcing.shape
-    forcing = forcing.permute(2, 0, 1, 3).contiguous()  # step-major, so each step's slice is contiguous
-    coef = coef.permute(2, 0, 1, 3, 4).contiguous()
-    out = [None] * steps
+    steps, n_dir, batch, hidden = forcing.shape
     if not transpose:
         w4t = w4.transpose(1, 2)  # (D, H, 4H)
-        v = forcing[0]
-        out[0] = v
+        v = out[0].copy_(forcing[0])
         for s in range(1, steps):
-            m = torch.bmm(v, w4t).view(n_dir * batch * hidden, 4, 1)  # (W_r v, W_z v, W_n v, v) per unit
-            v = torch.baddbmm(forcing[s].view(-1, 1, 1), coef[s].view(-1, 1, 4), m).view(n_dir, batch, hidden)
-            out[s] = v
+            m = torch.bmm(v, w4t).view(n_dir, batch, 4, hidden)  # W_r v, W_z v, W_n v, v
+            v = torch.add(forcing[s], m.mul_(coef[s]).sum(dim=2), out=out[s])
     else:
-        v = forcing[steps - 1]
-        out[steps - 1] = v
+        v = out[steps - 1].copy_(forcing[steps - 1])
         for s in range(steps - 2, -1, -1):
-            u = (coef[s + 1] * v[..., None]).view(n_dir, batch, 4 * hidden)  # (c_r v, c_z v, c_n v, z v)
-            v = torch.baddbmm(forcing[s], u, w4)
-            out[s] = v
-    return torch.stack(out, dim=2)
+            u = (coef[s + 1] * v[:, :, None, :]).view(n_dir, batch, 4 * hidden)  # c_r v, c_z v, c_n v, z v
+            v = torch.baddbmm(forcing[s], u, w4, out=out[s])
+    return out
 
 
 def _to_steps(seq: torch.Tensor, n_dir: int) -> torch.Tensor:
-    """(B, T, D*H) in time order -> (D, B, T, H) in each direction's step order (reverse flipped)."""
-    b, t, dh = seq.shape
-    per_dir = seq.view(b, t, n_dir, dh // n_dir).permute(2, 0, 1, 3)
-    return torch.stack([per_dir[0], per_dir[1].flip(1)]) if n_dir == 2 else per_dir
+    """(T, B, D*G) in time order -> (T, D, B, G) in each direction's step order (the reverse one flipped)."""
+    steps, batch, _ = seq.shape
+    per_dir = seq.view(steps, batch, n_dir, -1).transpose(1, 2)
+    return torch.stack([per_dir[:, 0], per_dir[:, 1].flip(0)], dim=1) if n_dir == 2 else per_dir
 
 
 def _to_time(steps: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`_to_steps`: (D, B, T, H) -> (B, T, D*H)."""
-    if steps.shape[0] == 2:
-        steps = torch.stack([steps[0], steps[1].flip(1)])
-    return steps.permute(1, 2, 0, 3).reshape(steps.shape[1], steps.shape[2], -1)
+    """Inverse of :func:`_to_steps`: (T, D, B, G) -> (T, B, D*G)."""
+    if steps.shape[1] == 2:
+        return torch.stack([steps[:, 0], steps[:, 1].flip(0)], dim=2).flatten(2)
+    return steps[:, 0]
+
+
+def _project_in(seq: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, n_dir: int,
+                plus: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """``seq @ W_d^T + b_d`` (``+ seq2 @ W2_d^T`` with ``plus=(seq2, W2)``) for every direction d:
+    (T, B, I) in time order -> (T, D, B, G) in step order.
+
+    One matrix product per term over all steps and both directions, then one reordering copy.
+    """
+    steps, batch, width = seq.shape
+    out = torch.addmm(bias.reshape(-1), seq.reshape(steps * batch, width), weight.reshape(-1, width).t())
+    if plus is not None:
+        seq2, weight2 = plus
+        out.addmm_(seq2.reshape(steps * batch, -1), weight2.reshape(-1, seq2.shape[-1]).t())
+    return _to_steps(out.view(steps, batch, -1), n_dir)
+
+
+def _project_out(grads: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``sum_d grads_d @ W_d`` back in time order: (T, D, B, G) step order, (D, G, I) -> (T, B, I)."""
+    per_dir = torch.matmul(grads, weight)  # (T, D, B, I)
+    return per_dir[:, 0] + per_dir[:, 1].flip(0) if per_dir.shape[1] == 2 else per_dir[:, 0]
 
 
 def gru_influence_input_grad(net: "GRUNet", tangents: dict[str, torch.Tensor], x: torch.Tensor,
@@ -91,6 +113,7 @@ def gru_influence_input_grad(net: "GRUNet", tangents: dict[str, torch.Tensor], x
     gru = net.gru
     n_dir, hidden, layers = (2 if gru.bidirectional else 1), gru.hidden_size, gru.num_layers
     batch, steps, _ = x.shape
+    H, H2 = hidden, 2 * hidden
     params = dict(net.named_parameters())
 
     def tan(name):
@@ -99,84 +122,88 @@ def gru_influence_input_grad(net: "GRUNet", tangents: dict[str, torch.Tensor], x
 
     def stacked(kind, layer, tangent=False):
         sfx = [f"_l{layer}"] + ([f"_l{layer}_reverse"] if n_dir == 2 else [])
-        get = (lambda n: tan(n)) if tangent else (lambda n: params[n])
+        get = tan if tangent else (lambda n: params[n])
         return torch.stack([get(f"gru.{kind}{s}") for s in sfx])
 
-    def flip_steps(t):  # time order -> step order for the reverse direction (dim 2 of (D, B, T, .))
-        return torch.stack([t[0], t[1].flip(1)]) if n_dir == 2 else t
+    def states():  # (T + 1, D, B, H) zeros: step s of a recurrence goes to [s + 1], so [:-1] is "the step before"
+        return x.new_zeros((steps + 1, n_dir, batch, hidden))
 
-    layer_in, layer_in_dot = x, None
+    layer_in, layer_in_dot = x.transpose(0, 1), None  # time-major (T, B, I)
     saved = []
-    # ---- the GRU and the tangent of its states, layer by layer
+    # ---- the GRU and the tangent of its states, layer by layer. Elementwise work over all steps
+    # updates its operands in place where they are not needed again: fresh large tensors cost a CPU
+    # more than the arithmetic does.
     for layer in range(layers):
         w_ih, w_hh = stacked("weight_ih", layer), stacked("weight_hh", layer)
         b_ih, b_hh = stacked("bias_ih", layer), stacked("bias_hh", layer)
-        gi = flip_steps(torch.einsum("bti,dgi->dbtg", layer_in, w_ih) + b_ih[:, None, None, :])  # (D, B, T, 3H)
+        gi = _project_in(layer_in, w_ih, b_ih, n_dir)  # (T, D, B, 3H)
         # pre-activations of r, z with their biases, and b_hn: one baddbmm per step gives a_r, a_z, gh_n
-        pre = torch.cat([gi[..., :2 * hidden] + b_hh[:, None, None, :2 * hidden],
-                         b_hh[:, None, None, 2 * hidden:].expand(n_dir, batch, steps, hidden)], dim=-1)
+        pre = gi.clone()
+        pre[..., :H2] += b_hh[:, None, :H2]
+        pre[..., H2:] = b_hh[:, None, H2:]
         w_hh_t = w_hh.transpose(1, 2)
-        h = x.new_zeros((n_dir, batch, hidden))
-        rz_l, n_l, ghn_l, h_l = [], [], [], []
+        gates = x.new_empty((steps, n_dir, batch, 3 * hidden))  # a_r, a_z, gh_n of every step
+        RZ = x.new_empty((steps, n_dir, batch, H2))
+        N = x.new_empty((steps, n_dir, batch, hidden))
+        h_all = states()
         for s in range(steps):
-            a = torch.baddbmm(pre[:, :, s], h, w_hh_t)  # a_r, a_z, gh_n
-            rz = torch.sigmoid(a[..., :2 * hidden])
-            n = torch.tanh(torch.addcmul(gi[:, :, s, 2 * hidden:], rz[..., :hidden], a[..., 2 * hidden:]))
-            h = torch.lerp(n, h, rz[..., hidden:])  # (1 - z) n + z h
-            rz_l.append(rz), n_l.append(n), ghn_l.append(a[..., 2 * hidden:]), h_l.append(h)
-        RZ, N, GHn, Hs = (torch.stack(v, dim=2) for v in (rz_l, n_l, ghn_l, h_l))
-        R, Z = RZ[..., :hidden], RZ[..., hidden:]
-        Hprev = torch.cat([x.new_zeros((n_dir, batch, 1, hidden)), Hs[:, :, :-1]], dim=2)
-        # coefficients of the step Jacobian dh_s = sum_k c_k d(gh_k) + z dh_{s-1} (and c_in for gi_n)
-        A, Bn, Rr, Zz = 1 - Z, 1 - N * N, R * (1 - R), Z * (1 - Z)
-        c_in = A * Bn
-        c_n = c_in * R
-        c_r = c_in * GHn * Rr
-        c_z = (Hprev - N) * Zz
-        coef = torch.stack([c_r, c_z, c_n, Z], dim=-1)  # (D, B, T, H, 4)
-        w4 = _interleave(w_hh, hidden)
+            a = torch.baddbmm(pre[s], h_all[s], w_hh_t, out=gates[s])
+            rz = torch.sigmoid(a[..., :H2], out=RZ[s])
+            n = torch.tanh(torch.addcmul(gi[s, ..., H2:], rz[..., :H], a[..., H2:]), out=N[s])
+            torch.lerp(n, h_all[s], rz[..., H:], out=h_all[s + 1])  # (1 - z) n + z h
+        Hs, Hprev, GHn = h_all[1:], h_all[:-1], gates[..., H2:]
+        R, Z = RZ[..., :H], RZ[..., H:]
+        # coefficients of the step Jacobian dh_s = sum_k c_k d(gh_k) + z dh_{s-1}, and c_in = dh_s/d(gi_n)
+        parts = x.new_empty((steps, n_dir, batch, 5, hidden))
+        c_r, c_z, c_n, z_part, c_in = parts.unbind(dim=-2)
+        RZd = torch.sub(1, RZ).mul_(RZ)  # sigma' of r and z
+        Rr, Zz = RZd[..., :H], RZd[..., H:]
+        A = torch.sub(1, Z)
+        Bn = torch.addcmul(N.new_ones(()), N, N, value=-1)  # tanh' = 1 - n^2
+        torch.mul(A, Bn, out=c_in)
+        torch.mul(c_in, R, out=c_n)
+        CG = c_in * GHn
+        torch.mul(CG, Rr, out=c_r)
+        HmN = Hprev - N
+        torch.mul(HmN, Zz, out=c_z)
+        z_part.copy_(Z)
+        w4 = _with_identity(w_hh, hidden)
         # tangents along G of the gate inputs: gi (weights, biases and the layer input) and gh (weights, bias)
         w_ih_d, w_hh_d = stacked("weight_ih", layer, True), stacked("weight_hh", layer, True)
         b_ih_d, b_hh_d = stacked("bias_ih", layer, True), stacked("bias_hh", layer, True)
-        gi_dot = torch.einsum("bti,dgi->dbtg", layer_in, w_ih_d) + b_ih_d[:, None, None, :]
-        if layer_in_dot is not None:
-            gi_dot = gi_dot + torch.einsum("bti,dgi->dbtg", layer_in_dot, w_ih)
-        gi_dot = flip_steps(gi_dot)
-        gh_phi = (torch.bmm(Hprev.reshape(n_dir, -1, hidden), w_hh_d.transpose(1, 2)).view(n_dir, batch, steps, -1)
-                  + b_hh_d[:, None, None, :])
-        e = (c_r * (gi_dot[..., :hidden] + gh_phi[..., :hidden])
-             + c_z * (gi_dot[..., hidden:2 * hidden] + gh_phi[..., hidden:2 * hidden])
-             + c_in * gi_dot[..., 2 * hidden:] + c_n * gh_phi[..., 2 * hidden:])
-        Hdot = _linear_sweep(e, coef, w4, transpose=False)
-        Hprev_dot = torch.cat([x.new_zeros((n_dir, batch, 1, hidden)), Hdot[:, :, :-1]], dim=2)
-        gh_dot = torch.bmm(Hprev_dot.reshape(n_dir, -1, hidden), w_hh_t).view(n_dir, batch, steps, -1) + gh_phi
-        r_dot = Rr * (gi_dot[..., :hidden] + gh_dot[..., :hidden])
-        z_dot = Zz * (gi_dot[..., hidden:2 * hidden] + gh_dot[..., hidden:2 * hidden])
-        n_dot = Bn * (gi_dot[..., 2 * hidden:] + r_dot * GHn + R * gh_dot[..., 2 * hidden:])
-        bn_dot = -2 * N * n_dot
-        c_in_dot = -z_dot * Bn + A * bn_dot
-        c_dot = torch.stack([
-            c_in_dot * GHn * Rr + c_in * gh_dot[..., 2 * hidden:] * Rr + c_in * GHn * r_dot * (1 - 2 * R),  # c_r
-            (Hprev_dot - n_dot) * Zz + (Hprev - N) * z_dot * (1 - 2 * Z),  # c_z
-            c_in_dot * R + c_in * r_dot,  # c_n
-            z_dot,  # z
-        ], dim=-1)
-        c_in_all = torch.stack([c_r, c_z, c_in], dim=-2)  # dh/dgi per part, (D, B, T, 3, H)
-        c_in_all_dot = torch.stack([c_dot[..., 0], c_dot[..., 1], c_in_dot], dim=-2)
-        saved.append(dict(coef=coef, c_dot=c_dot, w4=w4, w_hh=w_hh, w_ih=w_ih, w_ih_d=w_ih_d, w_hh_d=w_hh_d,
-                          gin=c_in_all, gin_dot=c_in_all_dot))
+        gi_dot = _project_in(layer_in, w_ih_d, b_ih_d, n_dir,
+                             plus=None if layer_in_dot is None else (layer_in_dot, w_ih))
+        gh = torch.matmul(Hprev, w_hh_d.transpose(1, 2)).add_(b_hh_d[:, None, :])  # gh_phi: (T, D, B, 3H)
+        rz_in = gi_dot[..., :H2] + gh[..., :H2]
+        e = c_r * rz_in[..., :H]
+        e.addcmul_(c_z, rz_in[..., H:]).addcmul_(c_in, gi_dot[..., H2:]).addcmul_(c_n, gh[..., H2:])
+        hdot_all = states()
+        _linear_sweep(e, parts[..., :4, :], w4, hdot_all[1:], transpose=False)
+        Hdot, Hprev_dot = hdot_all[1:], hdot_all[:-1]
+        gh_dot = gh.add_(torch.matmul(Hprev_dot, w_hh_t))  # gh_phi + W_hh h'_{s-1}
+        rz_dot = torch.add(gi_dot[..., :H2], gh_dot[..., :H2]).mul_(RZd)
+        r_dot, z_dot = rz_dot[..., :H], rz_dot[..., H:]
+        n_dot = torch.mul(r_dot, GHn).add_(gi_dot[..., H2:]).addcmul_(R, gh_dot[..., H2:]).mul_(Bn)
+        # the coefficients' tangents, in the same layout
+        parts_dot = x.new_empty(parts.shape)
+        cr_dot, cz_dot, cn_dot, z_dot_part, cin_dot = parts_dot.unbind(dim=-2)
+        torch.mul(N, n_dot, out=cin_dot).mul_(A).mul_(-2).addcmul_(z_dot, Bn, value=-1)  # -2 n n' (1-z) - z' (1-n^2)
+        one_minus_2rz = torch.mul(RZ, -2).add_(1)  # sigma''/sigma' of r and z
+        torch.mul(cin_dot, GHn, out=cr_dot).addcmul_(c_in, gh_dot[..., H2:]).mul_(Rr)
+        cr_dot.addcmul_(CG.mul_(r_dot), one_minus_2rz[..., :H])
+        torch.sub(Hprev_dot, n_dot, out=cz_dot).mul_(Zz).addcmul_(HmN.mul_(z_dot), one_minus_2rz[..., H:])
+        torch.mul(cin_dot, R, out=cn_dot).addcmul_(c_in, r_dot)
+        z_dot_part.copy_(z_dot)
+        saved.append(dict(parts=parts, parts_dot=parts_dot, w4=w4, w_hh_d=w_hh_d, w_ih=w_ih, w_ih_d=w_ih_d))
         layer_in, layer_in_dot = _to_time(Hs), _to_time(Hdot)
 
     # ---- the head and the loss: L = sum_i BCE(logit_i, y_i)
-    out, out_dot = layer_in, layer_in_dot
     w, b = params["head.weight"][0], params["head.bias"][0]
     w_d, b_d = tan("head.weight")[0], tan("head.bias")[0]
-    if net.pooling == "last":
-        last, last_dot = Hs[:, :, -1], Hdot[:, :, -1]  # (D, B, H) final state of each direction
-        pooled = last.permute(1, 0, 2).reshape(batch, -1)
-        pooled_dot = last_dot.permute(1, 0, 2).reshape(batch, -1)
-    else:
-        pooled, pooled_dot = out.mean(dim=1), out_dot.mean(dim=1)
+    if net.pooling == "last":  # the final state of each direction, (D, B, H) -> (B, D*H)
+        pooled, pooled_dot = Hs[-1].transpose(0, 1).reshape(batch, -1), Hdot[-1].transpose(0, 1).reshape(batch, -1)
+    else:  # a mean over time is a mean over each direction's steps, in whichever order
+        pooled, pooled_dot = layer_in.mean(dim=0), layer_in_dot.mean(dim=0)
     logit = pooled @ w + b
     logit_dot = pooled @ w_d + pooled_dot @ w + b_d
     p = torch.sigmoid(logit)
@@ -184,35 +211,37 @@ def gru_influence_input_grad(net: "GRUNet", tangents: dict[str, torch.Tensor], x
     dl_dot = p * (1 - p) * logit_dot
     g_pooled = dl[:, None] * w  # dL/dpooled (B, D*H) and its tangent
     g_pooled_dot = dl_dot[:, None] * w + dl[:, None] * w_d
+    per_state = lambda g: g.view(batch, n_dir, hidden).transpose(0, 1)  # noqa: E731  (B, D*H) -> (D, B, H)
+    o, o_dot = x.new_zeros((steps, n_dir, batch, hidden)), x.new_zeros((steps, n_dir, batch, hidden))
     if net.pooling == "last":
-        o = x.new_zeros((n_dir, batch, steps, hidden))
-        o_dot = torch.zeros_like(o)
-        o[:, :, -1] = g_pooled.view(batch, n_dir, hidden).transpose(0, 1)
-        o_dot[:, :, -1] = g_pooled_dot.view(batch, n_dir, hidden).transpose(0, 1)
+        o[-1], o_dot[-1] = per_state(g_pooled), per_state(g_pooled_dot)
     else:
-        o = _to_steps((g_pooled / steps)[:, None, :].expand(batch, steps, -1), n_dir)
-        o_dot = _to_steps((g_pooled_dot / steps)[:, None, :].expand(batch, steps, -1), n_dir)
+        o[:], o_dot[:] = per_state(g_pooled / steps), per_state(g_pooled_dot / steps)
 
     # ---- the adjoint of the states and its tangent, layer by layer from the top
     for layer in reversed(range(layers)):
         sv = saved[layer]
-        lam = _linear_sweep(o, sv["coef"], sv["w4"], transpose=True)  # dL/dh_s
-        # tangent: lam_dot_s = o_dot_s + J_{s+1}^T lam_dot_{s+1} + Jdot_{s+1}^T lam_{s+1}
-        u = (sv["coef"][..., :3] * lam[..., None]).transpose(-1, -2)  # (D, B, T, 3, H): c_k lam
-        u_dot = (sv["c_dot"][..., :3] * lam[..., None]).transpose(-1, -2)
-        jdot = (sv["c_dot"][..., 3] * lam
-                + torch.bmm(u.reshape(n_dir, -1, 3 * hidden), sv["w_hh_d"]).view(n_dir, batch, steps, hidden)
-                + torch.bmm(u_dot.reshape(n_dir, -1, 3 * hidden), sv["w_hh"]).view(n_dir, batch, steps, hidden))
-        forcing = o_dot + torch.cat([jdot[:, :, 1:], torch.zeros_like(jdot[:, :, :1])], dim=2)
-        lam_dot = _linear_sweep(forcing, sv["coef"], sv["w4"], transpose=True)
-        # gradient and its tangent w.r.t. the layer input: W_ih^T (dh/dgi * lam)
-        d_gi = (sv["gin"] * lam[..., None, :]).flatten(-2)  # (D, B, T, 3H)
-        d_gi_dot = (sv["gin_dot"] * lam[..., None, :] + sv["gin"] * lam_dot[..., None, :]).flatten(-2)
-        d_gi, d_gi_dot = flip_steps(d_gi), flip_steps(d_gi_dot)  # back to time order
-        d_in = torch.einsum("dbtg,dgi->bti", d_gi, sv["w_ih"])
-        d_in_dot = torch.einsum("dbtg,dgi->bti", d_gi, sv["w_ih_d"]) + torch.einsum("dbtg,dgi->bti", d_gi_dot,
-                                                                                      sv["w_ih"])
+        parts, parts_dot, w4 = sv["parts"], sv["parts_dot"], sv["w4"]
+        lam = _linear_sweep(o, parts[..., :4, :], w4, torch.empty_like(o), transpose=True)  # dL/dh_s
+        # tangent: lam_dot_s = o_dot_s + J_{s+1}^T lam_dot_{s+1} + Jdot_{s+1}^T lam_{s+1}, where
+        # Jdot^T lam = sum_k Wdot_k^T (c_k lam) + sum_k W_k^T (cdot_k lam) + zdot lam
+        by_part = parts * lam[..., None, :]  # (T, D, B, 5, H): c_k lam
+        by_part_dot = parts_dot * lam[..., None, :]  # cdot_k lam
+        jdot = torch.matmul(by_part[..., :3, :].flatten(-2), sv["w_hh_d"])
+        jdot.add_(torch.matmul(by_part_dot[..., :4, :].flatten(-2), w4))
+        forcing = o_dot.clone()
+        forcing[:-1] += jdot[1:]
+        lam_dot = _linear_sweep(forcing, parts[..., :4, :], w4, torch.empty_like(o), transpose=True)
+        # gradient and its tangent w.r.t. the layer input: W_ih^T (dh/dgi lam), dh/dgi = (c_r, c_z, c_in)
+        gi_adj_dot = by_part_dot.addcmul_(parts, lam_dot[..., None, :])  # cdot_k lam + c_k lam_dot
+        w_ih, w_ih_d = sv["w_ih"], sv["w_ih_d"]
+        d_in_dot = (_project_out(by_part[..., :2, :].flatten(-2), w_ih_d[:, :H2])
+                    + _project_out(by_part[..., 4, :], w_ih_d[:, H2:])
+                    + _project_out(gi_adj_dot[..., :2, :].flatten(-2), w_ih[:, :H2])
+                    + _project_out(gi_adj_dot[..., 4, :], w_ih[:, H2:]))
         if layer == 0:
-            return d_in_dot
-        o, o_dot = _to_steps(d_in, n_dir), _to_steps(d_in_dot, n_dir)
+            return d_in_dot.transpose(0, 1)
+        d_in = _project_out(by_part[..., :2, :].flatten(-2), w_ih[:, :H2]) + _project_out(by_part[..., 4, :],
+                                                                                          w_ih[:, H2:])
+        o, o_dot = _to_steps(d_in, n_dir).contiguous(), _to_steps(d_in_dot, n_dir).contiguous()
     raise AssertionError("unreachable")
