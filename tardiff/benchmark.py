@@ -167,6 +167,14 @@ def _median_time(fn, repeats: int, device: str) -> float:
     return statistics.median(times)
 
 
+def _paired_times(fn_a, fn_b, repeats: int, device: str) -> tuple[list[float], list[float]]:
+    """Times of ``fn_a`` and ``fn_b`` run alternately ``repeats`` times: each pair sees the same
+    machine load, so their ratio is steadier than a ratio of separate medians."""
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(_median_time(fn_a, 1, device))
+        b.append(_median_time(fn_b, 1, device))
+    return a, b
 
 
 def _peak_memory_mb(device: str) -> float:
@@ -236,8 +244,9 @@ def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: in
                        cond_fn=cond_fn if guided else None, generator=g, device=device)
 
     sample(True)  # warm-up
-    unguided = _median_time(lambda: sample(False), repeats, device) / sample_batch_size
-    guided = _median_time(lambda: sample(True), repeats, device) / sample_batch_size
+    unguided_times, guided_times = _paired_times(lambda: sample(False), lambda: sample(True), repeats, device)
+    unguided = statistics.median(unguided_times) / sample_batch_size
+    guided = statistics.median(guided_times) / sample_batch_size
     return {
         "benchmark": "speed", "config": config, "device": device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine(),
@@ -248,7 +257,9 @@ def run_speed_benchmark(config: str = "cpu", *, device: str = "cpu", n_steps: in
         "classifier_parameters": sum(p.numel() for p in classifier.parameters()),
         "unet_config": asdict(unet_cfg), "train_step_ms": train_ms, "train_steps_per_s": 1000.0 / train_ms,
         "unguided_s_per_sample": unguided, "guided_s_per_sample": guided,
-        "guided_over_unguided": guided / unguided, "target_guided_over_unguided": 1.5,
+        # the median of the ratios of guided and unguided runs made one after the other
+        "guided_over_unguided": statistics.median(g / u for g, u in zip(guided_times, unguided_times)),
+        "target_guided_over_unguided": 1.5,
         # issue 23: operators per step (aten, views excluded; the guided step counted on the meta
         # device) and the arithmetic a guided step adds, next to the time it adds
         "ops_per_train_step": ops_per_train_step,

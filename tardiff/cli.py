@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tardiff.allocator import keep_freed_memory
+
+    keep_freed_memory()  # large CPU tensors without a page fault each (see tardiff.allocator)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -23,6 +23,7 @@ from dataclasses import asdict
 
 from tqdm import tqdm
 
+from tardiff.allocator import keep_freed_memory
 from tardiff.data.cache import hash_key
 from tardiff.errors import ParameterError
 from tardiff.experiment.config import ExperimentConfig
@@ -37,6 +38,7 @@ def run(config: ExperimentConfig, *, workers: int | None = None, scheduler: str 
     """Run ``config`` with the chosen executor and return its records (``results.json`` is written)."""
     if workers is not None and scheduler is not None:
         raise ParameterError("pass either --workers (a local cluster) or --scheduler (an existing one), not both")
+    keep_freed_memory()  # also for a notebook's run (see tardiff.allocator)
     if workers is None and scheduler is None:
         return Experiment(config).run()
     if workers is not None and (isinstance(workers, bool) or int(workers) < 1):

@@ -121,8 +121,10 @@ def _select_gpu() -> None:
 def execute_task(config_dict: dict, kind: str, args: tuple, *upstream) -> str:
     """Run one task on a worker (``upstream`` are its dependencies' results, passed only to order the
     work); its artifact lands in the shared cache, and only its name is sent back."""
+    from tardiff.allocator import keep_freed_memory
     from tardiff.presets import torch_threads
 
+    keep_freed_memory()  # a worker process, started without the command line's setting
     experiment, task = experiment_for(config_dict), Task(kind, tuple(args))
     with torch_threads(experiment.config.threads):  # as in a sequential run: the same numbers
         run_task(experiment, task)
