@@ -128,8 +128,8 @@ def gru_influence_input_grad(net: "GRUNet", tangents: dict[str, torch.Tensor], x
     written out. Since ``grad_x (G . grad_phi L) = D_phi[grad_x L](G)``, it runs the GRU once
     (five operators per step), the tangent of its states along ``G``, the adjoint of the
     states, and the tangent of the adjoint. The last three are linear recurrences whose
-    coefficients come from the first pass, computed for all steps at once; each costs two
-    operators per step (:func:`_linear_sweep`). No autograd, so no cuDNN RNN kernel: it runs
+    coefficients come from the first pass, computed for all steps at once; each costs two or
+    four operators per step (:func:`_linear_sweep`). No autograd, so no cuDNN RNN kernel: it runs
     on every device. ``tangents`` are ``G`` cut per parameter (missing names count as zero);
     the loss is the binary cross-entropy of the single logit.
     """
