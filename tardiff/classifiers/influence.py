@@ -208,7 +208,7 @@ def gru_influence_input_grad(net: "GRUNet", tangents: dict[str, torch.Tensor], x
         parts_dot = x.new_empty(parts.shape)
         for b in blocks:
             RZd, A, Bn, HmN = _gate_derivatives(RZ[b], N[b], Hprev[b], H)
-            R, Z, GHn_b, gi_dot_b, gh_dot_b = RZ[b, ..., :H], RZ[b, ..., H:], GHn[b], gi_dot[b], gh_dot[b]
+            R, GHn_b, gi_dot_b, gh_dot_b = RZ[b, ..., :H], GHn[b], gi_dot[b], gh_dot[b]
             c_in, c_r, c_z, c_n, z_part = parts[b].unbind(dim=-2)
             rz_dot = torch.add(gi_dot_b[..., :H2], gh_dot_b[..., :H2]).mul_(RZd)
             r_dot, z_dot = rz_dot[..., :H], rz_dot[..., H:]
