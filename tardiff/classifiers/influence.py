@@ -74,7 +74,8 @@ def _step_blocks(steps: int, device: torch.device) -> list[slice]:
 
 
 def _gate_derivatives(RZ: torch.Tensor, N: torch.Tensor, Hprev: torch.Tensor, hidden: int):
-    """For steps of one block: sigma' of r and z, 1 - z, tanh' = 1 - n^2, and h_{s-1} - n (fresh tensors)."""
+    """For steps of one block: sigma' of r and z, 1 - z, tanh' = 1 - n^2, and h_{s-1} - n (fresh tensors,
+    which the coefficients' tangents then update in place)."""
     RZd = torch.sub(1, RZ).mul_(RZ)
     A = torch.sub(1, RZ[..., hidden:])
     Bn = torch.addcmul(N.new_ones(()), N, N, value=-1)
@@ -190,8 +191,8 @@ def gru_influence_input_grad(net: "GRUNet", tangents: dict[str, torch.Tensor], x
         # ones gh (r, z, n), and [1:5] are the sweeps' step Jacobian; each a contiguous run of parts
         parts = x.new_empty((steps, n_dir, batch, 5, hidden))
         e = x.new_empty((steps, n_dir, batch, hidden))
-        for b in blocks:
-            RZd, A, Bn, HmN = _gate_derivatives(RZ[b], N[b], Hprev[b], H)
+        derivatives = [_gate_derivatives(RZ[b], N[b], Hprev[b], H) for b in blocks]  # kept for the tangents
+        for b, (RZd, A, Bn, HmN) in zip(blocks, derivatives):
             c_in, c_r, c_z, c_n, z_part = parts[b].unbind(dim=-2)
             torch.mul(A, Bn, out=c_in)
             torch.mul(c_in, RZ[b, ..., :H], out=c_n)
@@ -207,8 +208,7 @@ def gru_influence_input_grad(net: "GRUNet", tangents: dict[str, torch.Tensor], x
         gh_dot = gh.add_(torch.matmul(Hprev_dot, w_hh_t))  # gh_phi + W_hh h'_{s-1}
         # the coefficients' tangents, in the same layout
         parts_dot = x.new_empty(parts.shape)
-        for b in blocks:
-            RZd, A, Bn, HmN = _gate_derivatives(RZ[b], N[b], Hprev[b], H)
+        for b, (RZd, A, Bn, HmN) in zip(blocks, derivatives):
             R, GHn_b, gi_dot_b, gh_dot_b = RZ[b, ..., :H], GHn[b], gi_dot[b], gh_dot[b]
             c_in, c_r, c_z, c_n, z_part = parts[b].unbind(dim=-2)
             rz_dot = torch.add(gi_dot_b[..., :H2], gh_dot_b[..., :H2]).mul_(RZd)
