@@ -314,7 +314,8 @@ def split_list(value: str | Sequence) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in items if str(v).strip())
 
 
-_PYTHON_TYPES = {"str": str, "int": int, "float": float}
+#: The Python type of a setting's kind (a list's items: its ``item``), for the CLI and :func:`_as_kind`.
+PYTHON_TYPES = {"str": str, "int": int, "float": float}
 _EXAMPLES = {"str": "a,b", "int": "0,1,2", "float": "0,1,10"}
 _WORDS = {"str": "names", "int": "integers", "float": "numbers"}
 
@@ -326,7 +327,7 @@ def _as_kind(name: str, value, meta: Setting):
     """
     if meta.kind == "list":
         try:
-            return tuple(_PYTHON_TYPES[meta.item](v) for v in split_list(value))
+            return tuple(PYTHON_TYPES[meta.item](v) for v in split_list(value))
         except (TypeError, ValueError):
             raise ParameterError(f"{name} must be comma-separated {_WORDS[meta.item]}, e.g. {_EXAMPLES[meta.item]}; "
                                  f"got {value!r}") from None

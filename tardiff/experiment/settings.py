@@ -26,7 +26,7 @@ import dataclasses
 import shlex
 
 from tardiff.errors import ParameterError
-from tardiff.experiment.config import SAME, Setting, declared
+from tardiff.experiment.config import PYTHON_TYPES, SAME, Setting, declared
 
 
 def parameter_default(f: dataclasses.Field, meta: Setting):
@@ -55,10 +55,10 @@ def add_run_options(parser: argparse.ArgumentParser, only: tuple[str, ...] | Non
         if meta.choices is not None:
             kwargs["choices"] = meta.choices
         if meta.kind in ("int", "float"):
-            kwargs["type"] = int if meta.kind == "int" else float
+            kwargs["type"] = PYTHON_TYPES[meta.kind]
         if meta.kind == "list":
             kwargs["metavar"] = "A,B,..."
-            kwargs["type"] = comma_list({"str": str, "int": int, "float": float}[meta.item])
+            kwargs["type"] = comma_list(PYTHON_TYPES[meta.item])
         if meta.positional:
             parser.add_argument(f.name, **kwargs)
         else:
